@@ -1,0 +1,1 @@
+../ext_pillar_cmdb.py

@@ -1,0 +1,65 @@
+"""The ``saltops:`` block of the master config, read in one place with its defaults.
+
+Every part of SaltOps takes its settings from :func:`load`, never from
+``__opts__`` directly, so that the defaults and the checks live here only.
+The full list of keys is documented in ``docs/configuration.md``.
+"""
+
+import copy
+import os
+
+from saltops.errors import ConfigError
+
+DEFAULTS = {
+    # SQLAlchemy URL: sqlite:////path/file.db or mysql+pymysql://user:pw@host:3306/db
+    "db_url": None,
+    # Extra keyword arguments for sqlalchemy.create_engine (pool sizes...).
+    "db_options": {},
+    "cmdb": {
+        "lines": ["telecom", "unicom", "mobile", "cernet", "bgp", "intranet"],
+        "roles": ["base", "web", "lb", "db", "cache", "monitor"],
+        "idcs": ["bj-idc1", "bj-idc2", "sh-idc1", "gz-idc1", "lab"],
+        "envs": ["prod", "staging", "test", "dev"],
+        "machine_types": ["physical", "vm", "container"],
+        # A balancer role -> the role whose online hosts (same env) are its backends.
+        "lb_serves": {"lb": "web"},
+        # How often (seconds) a master worker asks the database whether the CMDB
+        # changed.  0 asks on every pillar render.
+        "version_check_interval": 0,
+        # Last known good snapshot, served (marked stale) while the database is down.
+        "snapshot_file": None,
+    },
+    "deploy": {},
+    "alarms": {},
+    "notify": {},
+}
+
+
+def _merge(base, over):
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load(opts):
+    """Return the effective ``saltops:`` settings for a Salt ``opts`` dict."""
+    raw = (opts or {}).get("saltops") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("the 'saltops:' key of the master config must be a mapping")
+    conf = _merge(DEFAULTS, raw)
+    cachedir = (opts or {}).get("cachedir") or "/var/cache/salt/master"
+    if not conf["db_url"]:
+        conf["db_url"] = "sqlite:///" + os.path.join(cachedir, "saltops", "saltops.db")
+    if not conf["cmdb"]["snapshot_file"]:
+        conf["cmdb"]["snapshot_file"] = os.path.join(cachedir, "saltops", "cmdb-snapshot.msgpack")
+    for key in ("lines", "roles", "idcs", "envs", "machine_types"):
+        values = conf["cmdb"][key]
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise ConfigError(f"saltops:cmdb:{key} must be a list of non-empty strings")
+    if not isinstance(conf["cmdb"]["lb_serves"], dict):
+        raise ConfigError("saltops:cmdb:lb_serves must map a balancer role to a served role")
+    return conf
