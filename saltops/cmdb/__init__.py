@@ -1,0 +1,1 @@
+"""The CMDB: host records, their validation, storage, import/export and snapshot."""
