@@ -74,6 +74,8 @@ setup(
             "aiosmtpd",
             "cherrypy",
             "salt-lint",
+            "setuptools>=68",
+            "wheel",
         ],
     },
     entry_points={
