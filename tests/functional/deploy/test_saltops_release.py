@@ -1,0 +1,289 @@
+"""The minion module ``saltops_release`` through a real Salt loader."""
+
+import io
+import os
+import tarfile
+import time
+
+import deploy_appkit as kit
+import pytest
+from salt.exceptions import SaltInvocationError
+
+
+def _settings(base, **extra):
+    return kit.app_settings(base, kit.free_port(), **extra)
+
+
+def _build(artifacts, version, **kw):
+    path, digest = kit.build_artifact(artifacts.directory, version, **kw)
+    return artifacts.url(path), digest
+
+
+def _serving(settings):
+    return kit.get(f"http://127.0.0.1:{settings['port']}/healthz")
+
+
+def test_stage_and_switch_over_http(caller, artifacts, app_base):
+    settings = _settings(app_base, pre_hook="sh bin/hook.sh pre", post_hook="sh bin/hook.sh post")
+    url, digest = _build(artifacts, "1.0")
+
+    staged = caller.cmd("saltops_release.stage", "shop", "1.0", url, digest, settings=settings)
+    assert staged["result"] is True, staged
+    assert [s["step"] for s in staged["steps"]] == ["fetch", "unpack"]
+    release = os.path.join(app_base, "shop", "releases", "1.0")
+    # The single top folder of the archive is dropped.
+    assert os.path.isfile(os.path.join(release, "app.py"))
+    assert not os.path.exists(os.path.join(app_base, "shop", "current"))
+    assert os.listdir(os.path.join(app_base, "shop", ".cache")) == []
+
+    # Staging again does not download again.
+    before = len(artifacts.requests)
+    again = caller.cmd("saltops_release.stage", "shop", "1.0", url, digest, settings=settings)
+    assert again["result"] is True and again["staged"] == "cached"
+    assert len(artifacts.requests) == before
+
+    switched = caller.cmd("saltops_release.switch", "shop", "1.0", settings=settings)
+    assert switched["result"] is True, switched
+    assert [s["step"] for s in switched["steps"]] == [
+        "pre_hook",
+        "switch",
+        "restart",
+        "health",
+        "post_hook",
+        "prune",
+    ]
+    assert switched["previous"] is None
+    assert os.readlink(os.path.join(app_base, "shop", "current")) == "releases/1.0"
+    assert _serving(settings) == (200, "ok 1.0")
+    with open(os.path.join(app_base, "shop", "hooks.log")) as fh:
+        assert fh.read().split("\n")[:2] == ["pre 1.0", "post 1.0"]
+
+
+def test_deploy_then_rollback(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    for version in ("1.0", "2.0"):
+        url, digest = _build(artifacts, version)
+        ret = caller.cmd("saltops_release.deploy", "shop", version, url, digest, settings=settings)
+        assert ret["result"] is True, ret
+    assert _serving(settings) == (200, "ok 2.0")
+    assert caller.cmd("saltops_release.status", "shop", settings=settings)["current"] == "2.0"
+
+    back = caller.cmd("saltops_release.rollback", "shop", settings=settings)
+    assert back["result"] is True, back
+    assert back["version"] == "1.0" and back["previous"] == "2.0"
+    assert _serving(settings) == (200, "ok 1.0")
+
+    forward = caller.cmd("saltops_release.rollback", "shop", to="2.0", settings=settings)
+    assert forward["result"] is True
+    assert _serving(settings) == (200, "ok 2.0")
+
+
+def test_rollback_to_a_release_not_on_disk_changes_nothing(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    url, digest = _build(artifacts, "1.0")
+    assert caller.cmd("saltops_release.deploy", "shop", "1.0", url, digest, settings=settings)["result"]
+
+    ret = caller.cmd("saltops_release.rollback", "shop", to="0.9", settings=settings)
+    assert ret["result"] is False
+    assert "release 0.9 of shop is not on disk" in ret["comment"]
+    assert "1.0" in ret["comment"]
+    assert os.readlink(os.path.join(app_base, "shop", "current")) == "releases/1.0"
+    assert _serving(settings) == (200, "ok 1.0")
+
+    first = caller.cmd("saltops_release.rollback", "shop", settings=settings)
+    assert first["result"] is False
+    assert "no earlier release of shop is on disk" in first["comment"]
+
+
+def test_bad_checksum_stages_nothing(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    url, digest = _build(artifacts, "1.0")
+    wrong = ("0" if digest[0] != "0" else "1") + digest[1:]
+    ret = caller.cmd("saltops_release.deploy", "shop", "1.0", url, wrong, settings=settings)
+    assert ret["result"] is False
+    assert "checksum mismatch" in ret["comment"] and digest in ret["comment"]
+    assert ret["steps"][-1]["step"] == "fetch" and ret["steps"][-1]["result"] is False
+    app_dir = os.path.join(app_base, "shop")
+    assert not os.path.exists(os.path.join(app_dir, "releases", "1.0"))
+    assert not os.path.lexists(os.path.join(app_dir, "current"))
+    assert os.listdir(os.path.join(app_dir, ".cache")) == []
+
+
+def test_hanging_artifact_url_times_out(caller, artifacts, app_base):
+    settings = _settings(app_base, fetch_timeout=1.5)
+    start = time.monotonic()
+    ret = caller.cmd(
+        "saltops_release.stage", "shop", "1.0", artifacts.url("hang/shop.tar.gz"), "a" * 64, settings=settings
+    )
+    elapsed = time.monotonic() - start
+    assert ret["result"] is False
+    assert "timed out" in ret["comment"]
+    assert elapsed < 10
+    assert not os.path.exists(os.path.join(app_base, "shop", "releases", "1.0"))
+
+
+def test_unreachable_and_missing_artifacts(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    missing = caller.cmd(
+        "saltops_release.stage", "shop", "1.0", artifacts.url("nope.tar.gz"), "a" * 64, settings=settings
+    )
+    assert missing["result"] is False and "HTTP 404" in missing["comment"]
+    refused = caller.cmd(
+        "saltops_release.stage",
+        "shop",
+        "1.0",
+        f"http://127.0.0.1:{kit.free_port()}/x.tgz",
+        "a" * 64,
+        settings=settings,
+    )
+    assert refused["result"] is False and "refused" in refused["comment"].lower()
+
+
+def test_salt_fileserver_artifact(caller, artifacts, file_root, app_base):
+    settings = _settings(app_base)
+    path, digest = kit.build_artifact(os.path.join(file_root, "artifacts"), "3.1")
+    ret = caller.cmd(
+        "saltops_release.deploy",
+        "shop",
+        "3.1",
+        "salt://artifacts/" + os.path.basename(path),
+        digest,
+        settings=settings,
+    )
+    assert ret["result"] is True, ret
+    assert _serving(settings) == (200, "ok 3.1")
+    gone = caller.cmd(
+        "saltops_release.stage", "shop", "3.2", "salt://artifacts/missing.tar.gz", digest, settings=settings
+    )
+    assert gone["result"] is False and "not on the master's fileserver" in gone["comment"]
+
+
+def test_zip_artifact(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    url, digest = _build(artifacts, "4.0", fmt="zip")
+    ret = caller.cmd("saltops_release.deploy", "shop", "4.0", url, digest, settings=settings)
+    assert ret["result"] is True, ret
+    assert _serving(settings) == (200, "ok 4.0")
+
+
+def test_failed_health_check_reports_previous(caller, artifacts, app_base):
+    settings = _settings(app_base, health_retries=3)
+    url, digest = _build(artifacts, "1.0")
+    assert caller.cmd("saltops_release.deploy", "shop", "1.0", url, digest, settings=settings)["result"]
+    url, digest = _build(artifacts, "1.1", broken=True)
+    ret = caller.cmd("saltops_release.deploy", "shop", "1.1", url, digest, settings=settings)
+    assert ret["result"] is False
+    assert ret["previous"] == "1.0"
+    health = next(s for s in ret["steps"] if s["step"] == "health")
+    assert health["result"] is False and health["attempts"] == 3
+    assert "HTTP 500" in ret["comment"]
+    # The module reports; the master decides to roll back.
+    assert caller.cmd("saltops_release.rollback", "shop", settings=settings)["result"] is True
+    assert _serving(settings) == (200, "ok 1.0")
+
+
+def test_failing_pre_hook_switches_nothing(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    url, digest = _build(artifacts, "1.0")
+    assert caller.cmd("saltops_release.deploy", "shop", "1.0", url, digest, settings=settings)["result"]
+    url, digest = _build(artifacts, "2.0")
+    bad = dict(settings, pre_hook="echo migration failed >&2; exit 3")
+    ret = caller.cmd("saltops_release.deploy", "shop", "2.0", url, digest, settings=bad)
+    assert ret["result"] is False
+    assert "exited with 3" in ret["comment"] and "migration failed" in ret["comment"]
+    assert os.readlink(os.path.join(app_base, "shop", "current")) == "releases/1.0"
+    assert _serving(settings) == (200, "ok 1.0")
+
+
+def test_keeps_last_n_releases(caller, artifacts, app_base):
+    settings = _settings(app_base, keep=2)
+    for version in ("1", "2", "3", "4"):
+        url, digest = _build(artifacts, version)
+        assert caller.cmd("saltops_release.deploy", "shop", version, url, digest, settings=settings)["result"]
+        time.sleep(0.01)
+    status = caller.cmd("saltops_release.status", "shop", settings=settings)
+    assert status["current"] == "4"
+    assert sorted(status["releases"]) == ["3", "4"]
+
+
+def test_same_version_with_other_content_is_refused(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    url, digest = _build(artifacts, "1.0")
+    assert caller.cmd("saltops_release.stage", "shop", "1.0", url, digest, settings=settings)["result"]
+    url2, digest2 = _build(artifacts, "1.0", broken=True)
+    ret = caller.cmd("saltops_release.stage", "shop", "1.0", url2, digest2, settings=settings)
+    assert ret["result"] is False and "must not change its content" in ret["comment"]
+
+
+def test_archive_escaping_the_release_folder_is_refused(caller, artifacts, app_base):
+    settings = _settings(app_base)
+    path = os.path.join(artifacts.directory, "evil.tar.gz")
+    with tarfile.open(path, "w:gz") as tar:
+        data = b"x"
+        info = tarfile.TarInfo("../../escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(data))
+    ret = caller.cmd(
+        "saltops_release.stage", "shop", "6.6", artifacts.url(path), kit.sha256_of(path), settings=settings
+    )
+    assert ret["result"] is False and "cannot unpack" in ret["comment"]
+    assert not os.path.exists(os.path.join(app_base, "escaped"))
+    releases = os.path.join(app_base, "shop", "releases")
+    assert os.listdir(releases) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("../etc", "1.0", "http://x/a.tgz", "a" * 64), "app '../etc' is invalid"),
+        (("shop", "1/0", "http://x/a.tgz", "a" * 64), "version '1/0' is invalid"),
+        (("shop", "1..0", "http://x/a.tgz", "a" * 64), "'..' is not allowed"),
+        (("shop", "1.0", "http://x/a.tgz", "abc"), "sha256 must be 64 hexadecimal"),
+    ],
+)
+def test_bad_input_is_refused(caller, app_base, args, message):
+    with pytest.raises(SaltInvocationError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        caller.cmd("saltops_release.stage", *args, settings={"base": app_base})
+    assert os.listdir(app_base) == []
+
+
+def test_relative_base_is_refused(caller):
+    with pytest.raises(SaltInvocationError, match="absolute path"):
+        caller.cmd("saltops_release.status", "shop", settings={"base": "apps"})
+
+
+def test_blue_green_slots(caller, artifacts, app_base):
+    blue, green = kit.free_port(), kit.free_port()
+    settings = _settings(app_base, slots={"blue": {"port": blue}, "green": {"port": green}})
+    for version in ("1.0", "2.0"):
+        url, digest = _build(artifacts, version)
+        assert caller.cmd("saltops_release.stage", "shop", version, url, digest, settings=settings)["result"]
+
+    ret = caller.cmd("saltops_release.install_slot", "shop", "1.0", "blue", settings=settings)
+    assert ret["result"] is True, ret
+    assert caller.cmd("saltops_release.set_active", "shop", "blue", settings=settings)["result"]
+    ret = caller.cmd("saltops_release.install_slot", "shop", "2.0", "green", settings=settings)
+    assert ret["result"] is True, ret
+    # Both slots serve: the old one stays up for an instant rollback.
+    assert kit.get(f"http://127.0.0.1:{blue}/healthz") == (200, "ok 1.0")
+    assert kit.get(f"http://127.0.0.1:{green}/healthz") == (200, "ok 2.0")
+
+    refused = caller.cmd("saltops_release.install_slot", "shop", "2.0", "blue", settings=settings)
+    assert refused["result"] is False and "live slot" in refused["comment"]
+
+    flipped = caller.cmd("saltops_release.set_active", "shop", "green", settings=settings)
+    assert flipped["result"] is True and flipped["previous_slot"] == "blue"
+    status = caller.cmd("saltops_release.status", "shop", settings=settings)
+    assert status["active_slot"] == "green" and status["current"] == "2.0"
+    assert status["slots"] == {"blue": "1.0", "green": "2.0"}
+    health = caller.cmd("saltops_release.health", "shop", slot="blue", settings=settings)
+    assert health["result"] is True and health["version"] == "1.0"
+
+    with pytest.raises(SaltInvocationError, match="slot must be one of"):
+        caller.cmd("saltops_release.set_active", "shop", "red", settings=settings)
+
+
+def test_install_slot_without_slots_setting_is_refused(caller, app_base):
+    with pytest.raises(SaltInvocationError, match="blue/green needs the setting slots"):
+        caller.cmd("saltops_release.install_slot", "shop", "1.0", "green", settings={"base": app_base})
+    assert not os.path.exists(os.path.join(app_base, "shop", "slots"))
