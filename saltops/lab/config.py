@@ -1,0 +1,123 @@
+"""Salt configuration of the lab: the SaltOps master block plus the daemons' own settings.
+
+:func:`master_overrides` is the part shared with the test fixtures
+(``tests/support/``): the SaltOps block from :mod:`saltops.saltconf`, the
+salt-api listener on loopback without TLS, and eauth ``file`` over the lab's
+users file.  :class:`Layout` places everything else under one lab directory.
+"""
+
+import getpass
+import hashlib
+import os
+from pathlib import Path
+
+from saltops import saltconf
+from saltops.lab import demo, users
+
+MASTER_ID = "saltops-lab-master"
+
+# AF_UNIX socket paths are limited to 107 bytes on Linux; Salt's longest socket
+# name under a sock_dir is about 40 bytes.  Longer lab paths put the sockets
+# under /tmp instead.
+_SOCKET_NAME_ROOM = 45
+_SOCKET_PATH_MAX = 107
+
+
+def master_overrides(db_url, users_file, api_port, root=None):
+    """The master settings the lab and the test masters share."""
+    block = saltconf.master_block(
+        root=root,
+        db_url=db_url,
+        api={"host": "127.0.0.1", "port": int(api_port), "disable_ssl": True},
+    )
+    block["external_auth"] = users.external_auth(users_file)
+    return block
+
+
+def sock_root_for(lab_dir, names=None):
+    """The folder for the daemons' sockets: under the lab, or under /tmp when that is too long."""
+    lab_dir = Path(lab_dir).resolve()
+    longest = max(len(n) for n in (names or (MASTER_ID, *demo.MINION_IDS)))
+    local = lab_dir / "run" / "sock"
+    if len(str(local)) + 1 + longest + _SOCKET_NAME_ROOM <= _SOCKET_PATH_MAX:
+        return local
+    digest = hashlib.sha256(str(lab_dir).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"saltops-lab-{digest}"
+
+
+class Layout:
+    """Where a lab keeps its files."""
+
+    def __init__(self, lab_dir, minion_ids=demo.MINION_IDS):
+        self.dir = Path(lab_dir).resolve()
+        self.minion_ids = tuple(minion_ids)
+        self.conf_dir = self.dir / "conf"
+        self.master_conf = self.conf_dir / "master"
+        self.run_dir = self.dir / "run"
+        self.log_dir = self.dir / "logs"
+        self.pki_dir = self.dir / "pki"
+        self.cache_dir = self.dir / "cache"
+        self.state_file = self.dir / "lab.json"
+        self.users_file = self.dir / "users"
+        self.db_file = self.dir / "saltops.db"
+        self.sock_root = sock_root_for(self.dir, (MASTER_ID, *self.minion_ids))
+
+    @property
+    def db_url(self):
+        return f"sqlite:///{self.db_file}"
+
+    def minion_conf_dir(self, minion_id):
+        return self.conf_dir / "minions" / minion_id
+
+    def pidfile(self, name):
+        return self.run_dir / f"{name}.pid"
+
+    def master_config(self, ports):
+        conf = {
+            "id": MASTER_ID,
+            # Every path below is absolute: with root_dir '/' Salt prepends nothing.
+            "root_dir": "/",
+            "user": getpass.getuser(),
+            "interface": "127.0.0.1",
+            "publish_port": ports["publish"],
+            "ret_port": ports["ret"],
+            "pki_dir": str(self.pki_dir / "master"),
+            "cachedir": str(self.cache_dir / "master"),
+            "sock_dir": str(self.sock_root / "master"),
+            "pidfile": str(self.pidfile("master")),
+            "api_pidfile": str(self.pidfile("api")),
+            "log_file": str(self.log_dir / "master.log"),
+            "key_logfile": str(self.log_dir / "key.log"),
+            "api_logfile": str(self.log_dir / "api.log"),
+            "log_level_logfile": "info",
+            "token_dir": str(self.cache_dir / "master" / "tokens"),
+            # A lab accepts its own minions; nothing but loopback can reach it.
+            "open_mode": False,
+            "auto_accept": True,
+            "worker_threads": 3,
+            "enable_legacy_startup_events": False,
+        }
+        conf.update(master_overrides(self.db_url, self.users_file, ports["api"]))
+        return conf
+
+    def minion_config(self, minion_id, ports):
+        return {
+            "id": minion_id,
+            "root_dir": "/",
+            "user": getpass.getuser(),
+            "master": "127.0.0.1",
+            "master_port": ports["ret"],
+            "pki_dir": str(self.pki_dir / minion_id),
+            "cachedir": str(self.cache_dir / minion_id),
+            "sock_dir": str(self.sock_root / minion_id),
+            "pidfile": str(self.pidfile(minion_id)),
+            "log_file": str(self.log_dir / f"{minion_id}.log"),
+            "log_level_logfile": "info",
+            "acceptance_wait_time": 2,
+            "grains": {"saltops_lab": True},
+        }
+
+    def make_dirs(self):
+        for path in (self.conf_dir, self.run_dir, self.log_dir, self.pki_dir, self.cache_dir, self.sock_root):
+            path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.sock_root, 0o700)

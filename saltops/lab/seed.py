@@ -1,0 +1,27 @@
+"""Load the demo hosts into a CMDB database."""
+
+from saltops import config
+from saltops.cmdb import repo
+from saltops.cmdb.model import Rules
+from saltops.lab import demo
+from saltops.store import get_store
+
+ACTOR = "saltops-lab"
+
+
+def seed(db_url, hosts=None):
+    """Create the schema and upsert the demo hosts (unchanged hosts are left alone).
+
+    Returns the write summary (``added``, ``updated``, ``unchanged``, ``version``).
+    """
+    conf = config.load({"saltops": {"db_url": db_url}})
+    store = get_store(db_url)
+    return repo.write(
+        store,
+        ACTOR,
+        demo.hosts() if hosts is None else hosts,
+        rules=Rules.from_config(conf),
+        mode="upsert",
+        action="seed",
+        lb_serves=conf["cmdb"]["lb_serves"],
+    )
