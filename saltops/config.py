@@ -28,6 +28,10 @@ DEFAULTS = {
         "version_check_interval": 0,
         # Last known good snapshot, served (marked stale) while the database is down.
         "snapshot_file": None,
+        # Directories `cmdb.import path=...` may read from; empty: any file the master can read.
+        "import_roots": [],
+        # Seconds `cmdb.drift` waits for minions to answer.
+        "drift_timeout": 5,
     },
     "deploy": {},
     "alarms": {},

@@ -6,6 +6,7 @@ every problem at once, so an import can list all bad rows with their reasons.
 """
 
 import ipaddress
+import math
 import re
 import unicodedata
 
@@ -13,7 +14,19 @@ from saltops.errors import ValidationError
 
 STATUSES = ("online", "maintenance", "offline", "decommissioned")
 
-FIELDS = ("hostname", "ip", "lines", "roles", "platform", "machine_type", "idc", "env", "status", "owner", "apps")
+FIELDS = (
+    "hostname",
+    "ip",
+    "lines",
+    "roles",
+    "platform",
+    "machine_type",
+    "idc",
+    "env",
+    "status",
+    "owner",
+    "apps",
+)
 REQUIRED = ("hostname", "ip", "roles", "platform", "machine_type", "idc", "env", "owner")
 
 # RFC 1123 labels: letters, digits and inner hyphens, 1-63 each, 253 in all.
@@ -90,6 +103,8 @@ def _check_settings(app, settings, problems):
         elif isinstance(value, str):
             if any(unicodedata.category(c) == "Cc" for c in value):
                 problems.append(f"{path}: control characters are not allowed")
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{path}: {value!r} is not a finite number (JSON cannot hold it)")
         elif value is not None and not isinstance(value, (bool, int, float)):
             problems.append(f"{path}: unsupported value type {type(value).__name__}")
 
@@ -130,7 +145,7 @@ def validate_host(data, rules):
         problems.append("lines must map a line name to an address")
     else:
         for line, address in lines.items():
-            if line not in rules.lines:
+            if not isinstance(line, str) or line not in rules.lines:
                 problems.append(f"unknown line {line!r} (known: {', '.join(sorted(rules.lines))})")
                 continue
             try:
@@ -145,7 +160,7 @@ def validate_host(data, rules):
         problems.append("roles must be a list")
         roles = []
     for role in roles:
-        if role not in rules.roles:
+        if not isinstance(role, str) or role not in rules.roles:
             problems.append(f"unknown role {role!r} (known: {', '.join(sorted(rules.roles))})")
     out["roles"] = sorted({r for r in roles if isinstance(r, str)})
 
@@ -158,12 +173,12 @@ def validate_host(data, rules):
         value = data.get(field)
         if value in (None, ""):
             continue
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             problems.append(f"unknown {field} {value!r} (known: {', '.join(sorted(allowed))})")
         out[field] = value
 
     status = data.get("status") or "online"
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         problems.append(f"status {status!r} is not one of {', '.join(STATUSES)}")
     out["status"] = status
 
@@ -187,6 +202,7 @@ def validate_host(data, rules):
             out["apps"][app] = _check_settings(app, settings, problems)
 
     if problems:
+        problems = list(dict.fromkeys(problems))
         name = data.get("hostname") if isinstance(data.get("hostname"), str) else "?"
         raise ValidationError(f"invalid host record {name!r}", problems)
     return out

@@ -9,7 +9,7 @@ either commits whole or changes nothing.
 import sqlalchemy as sa
 
 from saltops.cmdb.model import FIELDS, merge_update, validate_host
-from saltops.errors import Conflict, NotFound, ValidationError
+from saltops.errors import NotFound, ValidationError
 from saltops.store import audit, outbox
 from saltops.store.schema import host_apps, host_lines, host_roles, hosts, meta, tombstones
 
@@ -44,17 +44,25 @@ def _host_query(filters):
     query = sa.select(hosts)
     unknown = set(filters) - set(FILTERS)
     if unknown:
-        raise ValidationError(f"unknown filter(s): {', '.join(sorted(unknown))} (known: {', '.join(FILTERS)})")
+        raise ValidationError(
+            f"unknown filter(s): {', '.join(sorted(unknown))} (known: {', '.join(FILTERS)})"
+        )
     for key, value in filters.items():
         if value in (None, ""):
             continue
         values = value if isinstance(value, (list, tuple, set)) else [value]
         if key == "role":
-            query = query.where(hosts.c.id.in_(sa.select(host_roles.c.host_id).where(host_roles.c.role.in_(values))))
+            query = query.where(
+                hosts.c.id.in_(sa.select(host_roles.c.host_id).where(host_roles.c.role.in_(values)))
+            )
         elif key == "line":
-            query = query.where(hosts.c.id.in_(sa.select(host_lines.c.host_id).where(host_lines.c.line.in_(values))))
+            query = query.where(
+                hosts.c.id.in_(sa.select(host_lines.c.host_id).where(host_lines.c.line.in_(values)))
+            )
         elif key == "app":
-            query = query.where(hosts.c.id.in_(sa.select(host_apps.c.host_id).where(host_apps.c.app.in_(values))))
+            query = query.where(
+                hosts.c.id.in_(sa.select(host_apps.c.host_id).where(host_apps.c.app.in_(values)))
+            )
         else:
             query = query.where(hosts.c[key].in_(values))
     return query
@@ -64,7 +72,10 @@ def _attach(conn, rows, all_rows=False):
     """Turn host rows into full records (roles, lines, apps attached)."""
     by_id = {}
     for row in rows:
-        record = {f: row._mapping[f] for f in ("hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner")}
+        record = {
+            f: row._mapping[f]
+            for f in ("hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner")
+        }
         record.update(roles=[], lines={}, apps={}, version=row.version)
         by_id[row.id] = record
     if not by_id:
@@ -117,7 +128,10 @@ def get_host(conn, hostname):
 def changed_since(conn, version):
     """Records changed after ``version`` and the hostnames purged since, for snapshots."""
     rows = conn.execute(sa.select(hosts).where(hosts.c.version > version)).all()
-    purged = [r.hostname for r in conn.execute(sa.select(tombstones.c.hostname).where(tombstones.c.version > version))]
+    purged = [
+        r.hostname
+        for r in conn.execute(sa.select(tombstones.c.hostname).where(tombstones.c.version > version))
+    ]
     return _attach(conn, rows), purged
 
 
@@ -155,7 +169,9 @@ def _balancers(conn, changed, lb_serves):
     query = (
         sa.select(hosts.c.hostname)
         .where(hosts.c.env.in_(sorted(e for e in envs if e)))
-        .where(hosts.c.id.in_(sa.select(host_roles.c.host_id).where(host_roles.c.role.in_(sorted(lb_serves)))))
+        .where(
+            hosts.c.id.in_(sa.select(host_roles.c.host_id).where(host_roles.c.role.in_(sorted(lb_serves))))
+        )
     )
     return sorted(r.hostname for r in conn.execute(query))
 
@@ -178,7 +194,9 @@ def plan(conn, records, rules, mode="upsert"):
             problems += [f"{label}: {p}" for p in err.problems] or [f"{label}: {err}"]
             continue
         if rec["hostname"] in seen:
-            problems.append(f"{label}: duplicate hostname {rec['hostname']!r} (first at {seen[rec['hostname']]})")
+            problems.append(
+                f"{label}: duplicate hostname {rec['hostname']!r} (first at {seen[rec['hostname']]})"
+            )
             continue
         seen[rec["hostname"]] = label
         valid.append((label, rec))
@@ -212,7 +230,7 @@ def write(store, actor, records=(), rules=None, mode="upsert", action=None, lb_s
     action = action or mode
     lb_serves = lb_serves or {}
     with store.begin() as conn:
-        changes = plan(conn, [dict(r) for r in records], rules, mode=mode)
+        changes = plan(conn, [dict(r) if isinstance(r, dict) else r for r in records], rules, mode=mode)
         summary = {
             "added": [r["hostname"] for r in changes["add"]],
             "updated": [after["hostname"] for _, after in changes["update"]],
@@ -228,7 +246,10 @@ def write(store, actor, records=(), rules=None, mode="upsert", action=None, lb_s
         # New hosts.
         new_rows = [
             {
-                **{f: rec[f] for f in ("hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner")},
+                **{
+                    f: rec[f]
+                    for f in ("hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner")
+                },
                 "version": version,
                 "created_at": now,
                 "updated_at": now,
@@ -243,7 +264,9 @@ def write(store, actor, records=(), rules=None, mode="upsert", action=None, lb_s
                 hosts.update()
                 .where(hosts.c.hostname == rec["hostname"])
                 .values(
-                    **{f: rec[f] for f in ("ip", "platform", "machine_type", "idc", "env", "status", "owner")},
+                    **{
+                        f: rec[f] for f in ("ip", "platform", "machine_type", "idc", "env", "status", "owner")
+                    },
                     version=version,
                     updated_at=now,
                 )
@@ -251,7 +274,9 @@ def write(store, actor, records=(), rules=None, mode="upsert", action=None, lb_s
         written = [r["hostname"] for r in changes["add"]] + [r["hostname"] for _, r in changes["update"]]
         ids = {}
         for chunk in _chunks(written):
-            for row in conn.execute(sa.select(hosts.c.id, hosts.c.hostname).where(hosts.c.hostname.in_(chunk))):
+            for row in conn.execute(
+                sa.select(hosts.c.id, hosts.c.hostname).where(hosts.c.hostname.in_(chunk))
+            ):
                 ids[row.hostname] = row.id
         _delete_children(conn, [ids[r["hostname"]] for _, r in changes["update"]])
         all_recs = changes["add"] + [r for _, r in changes["update"]]
@@ -277,7 +302,13 @@ def remove(store, actor, hostnames, purge=False, lb_serves=None):
         if missing:
             raise NotFound(f"not in the CMDB: {', '.join(missing)}; nothing was changed")
         if not purge and all(current[n]["status"] == "decommissioned" for n in names):
-            return {"version": current_version(conn), "removed": [], "purged": [], "unchanged": names, "balancers": []}
+            return {
+                "version": current_version(conn),
+                "removed": [],
+                "purged": [],
+                "unchanged": names,
+                "balancers": [],
+            }
         version = _bump_version(conn)
         now = audit.utcnow()
         pairs = []
@@ -286,9 +317,13 @@ def remove(store, actor, hostnames, purge=False, lb_serves=None):
                 conn.execute(hosts.delete().where(hosts.c.hostname.in_(chunk)))
                 existing = {
                     r.hostname
-                    for r in conn.execute(sa.select(tombstones.c.hostname).where(tombstones.c.hostname.in_(chunk)))
+                    for r in conn.execute(
+                        sa.select(tombstones.c.hostname).where(tombstones.c.hostname.in_(chunk))
+                    )
                 }
-                conn.execute(tombstones.update().where(tombstones.c.hostname.in_(existing)).values(version=version))
+                conn.execute(
+                    tombstones.update().where(tombstones.c.hostname.in_(existing)).values(version=version)
+                )
                 new = [{"hostname": n, "version": version} for n in chunk if n not in existing]
                 if new:
                     conn.execute(tombstones.insert(), new)
@@ -319,12 +354,17 @@ def update(store, actor, hostname, changes, rules, lb_serves=None):
     with store.connect() as conn:
         current = get_host(conn, hostname)
     merged = merge_update(current, changes)
+    merged["__where__"] = f"host {hostname!r}"
     return write(store, actor, [merged], rules=rules, mode="update", action="update", lb_serves=lb_serves)
 
 
 def _audit_many(conn, actor, action, pairs, version):
     items = [
-        ((after or before)["hostname"], _comparable(before) if before else None, _comparable(after) if after else None)
+        (
+            (after or before)["hostname"],
+            _comparable(before) if before else None,
+            _comparable(after) if after else None,
+        )
         for before, after in pairs
     ]
     audit.record_many(conn, actor, action, "host", items, version)
@@ -343,9 +383,7 @@ def _announce(conn, version, hostnames, balancers, action):
 def _diff(before, after):
     """Field -> [before, after] for the fields that differ."""
     return {
-        f: [before.get(f), after.get(f)]
-        for f in FIELDS
-        if f != "hostname" and before.get(f) != after.get(f)
+        f: [before.get(f), after.get(f)] for f in FIELDS if f != "hostname" and before.get(f) != after.get(f)
     }
 
 
@@ -357,7 +395,8 @@ def affected_by_version(conn, version):
     from saltops.store.schema import audit_log
 
     rows = conn.execute(
-        sa.select(audit_log.c.object_id, audit_log.c.before, audit_log.c.after)
-        .where(audit_log.c.version == int(version), audit_log.c.object_type == "host")
+        sa.select(audit_log.c.object_id, audit_log.c.before, audit_log.c.after).where(
+            audit_log.c.version == int(version), audit_log.c.object_type == "host"
+        )
     ).all()
     return [r.object_id for r in rows], [(r.before, r.after) for r in rows]

@@ -1,0 +1,197 @@
+"""The CMDB operations behind the ``cmdb`` runner, free of Salt.
+
+Each function takes a :class:`~saltops.store.engine.Store`, the effective
+``saltops:`` config and, for writes, the acting user; it returns plain data
+and raises :mod:`saltops.errors` exceptions.  The runner adds only what needs
+Salt: who is acting, the Salt clients, and firing events.
+"""
+
+import datetime
+import re
+
+from saltops.cmdb import io, repo
+from saltops.cmdb.model import FIELDS, Rules, check_hostname
+from saltops.errors import NotFound, ValidationError
+from saltops.store import audit
+
+# Filters the runner accepts (``repo.FILTERS`` also has machine_type and owner).
+LIST_FILTERS = repo.FILTERS
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def rules(conf):
+    return Rules.from_config(conf)
+
+
+def lb_serves(conf):
+    return conf["cmdb"]["lb_serves"]
+
+
+def _hostname(value):
+    try:
+        return check_hostname(value)
+    except ValueError as err:
+        raise ValidationError(str(err)) from None
+
+
+def parse_filters(filters):
+    """Normalise runner filters: ``role=web,lb`` -> ``{"role": ["web", "lb"]}``; unknown keys rejected."""
+    out = {}
+    unknown = sorted(k for k in filters if k not in LIST_FILTERS)
+    if unknown:
+        raise ValidationError(f"unknown filter(s): {', '.join(unknown)} (known: {', '.join(LIST_FILTERS)})")
+    for key, value in filters.items():
+        if value in (None, ""):
+            continue
+        if isinstance(value, (list, tuple, set)):
+            values = [str(v).strip() for v in value]
+        else:
+            values = [v.strip() for v in str(value).split(",")]
+        values = [v for v in values if v]
+        if values:
+            out[key] = values
+    return out
+
+
+def add(store, conf, actor, record):
+    record = {**record, "__where__": f"host {record.get('hostname')!r}"}
+    return repo.write(
+        store, actor, [record], rules=rules(conf), mode="add", action="add", lb_serves=lb_serves(conf)
+    )
+
+
+def update(store, conf, actor, hostname, changes):
+    if not changes:
+        raise ValidationError(f"no fields to change for {hostname!r} (fields: {', '.join(FIELDS[1:])})")
+    unknown = sorted(k for k in changes if k not in FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown field(s): {', '.join(unknown)} (fields: {', '.join(FIELDS[1:])})")
+    return repo.update(store, actor, _hostname(hostname), changes, rules(conf), lb_serves=lb_serves(conf))
+
+
+def remove(store, conf, actor, hostnames, purge=False):
+    if isinstance(hostnames, str):
+        hostnames = [h for h in hostnames.split(",") if h.strip()]
+    names = [_hostname(h) for h in hostnames or []]
+    if not names:
+        raise ValidationError("name at least one host to remove")
+    return repo.remove(store, actor, names, purge=bool(purge), lb_serves=lb_serves(conf))
+
+
+def show(store, hostname):
+    with store.connect() as conn:
+        return repo.get_host(conn, _hostname(hostname))
+
+
+def list_hosts(store, filters):
+    with store.connect() as conn:
+        return repo.list_hosts(conn, **parse_filters(filters))
+
+
+def targets(store, filters):
+    """Hostnames (== minion ids) matching the filters; decommissioned hosts only when asked for by status."""
+    parsed = parse_filters(filters)
+    if "status" not in parsed:
+        parsed["status"] = [s for s in ("online", "maintenance", "offline")]
+    with store.connect() as conn:
+        return [rec["hostname"] for rec in repo.list_hosts(conn, **parsed)]
+
+
+def import_hosts(store, conf, actor, path=None, text=None, fmt=None, dry_run=False, mode="upsert"):
+    if mode not in ("upsert", "add", "update"):
+        raise ValidationError(f"mode {mode!r} is not one of upsert, add, update")
+    body, fmt, origin = io.read_source(
+        path=path, text=text, fmt=fmt, allowed_roots=conf["cmdb"].get("import_roots")
+    )
+    return io.import_hosts(
+        store,
+        actor,
+        body,
+        fmt,
+        rules(conf),
+        origin=origin,
+        dry_run=dry_run,
+        mode=mode,
+        lb_serves=lb_serves(conf),
+    )
+
+
+def export_hosts(store, fmt="yaml", filters=None):
+    if str(fmt).lower() not in io.FORMATS + ("yml",):
+        raise ValidationError(f"unknown format {fmt!r} (known: {', '.join(io.FORMATS)})")
+    parsed = parse_filters(filters or {})
+    with store.connect() as conn:
+        version = repo.current_version(conn)
+        records = repo.list_hosts(conn, **parsed)
+    return io.export_hosts(records, fmt, version=version)
+
+
+def parse_since(since, now=None):
+    """``since`` as a naive UTC datetime: ISO 8601 (``2024-05-01``, ``2024-05-01T10:00:00Z``) or ``30m``/``12h``/``7d``."""
+    if since in (None, ""):
+        return None
+    if isinstance(since, datetime.datetime):
+        value = since
+    elif isinstance(since, datetime.date):
+        value = datetime.datetime.combine(since, datetime.time())
+    else:
+        text = str(since)
+        match = _RELATIVE.match(text)
+        if match:
+            now = now or audit.utcnow()
+            return now - datetime.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            value = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                f"since={since!r} is neither an ISO 8601 time (2024-05-01T10:00:00Z) nor an age like 30m, 12h, 7d"
+            ) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def history(store, hostname=None, actor=None, since=None, limit=100):
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        raise ValidationError(f"limit={limit!r} is not a number") from None
+    if not 1 <= limit <= 100000:
+        raise ValidationError("limit must be between 1 and 100000")
+    start = parse_since(since)
+    name = _hostname(hostname) if hostname else None
+    with store.connect() as conn:
+        return audit.history(
+            conn, object_type="host", object_id=name, actor=actor or None, since=start, limit=limit
+        )
+
+
+def refresh_targets(store, conf, version):
+    """Minions whose pillar the change that made CMDB ``version`` affects.
+
+    Read from the audit log, so that the caller (the reactor) passes nothing but
+    the version.  Returns ``{"version", "hosts", "balancers", "all"}``; ``all``
+    is true when so many hosts changed that refreshing every minion is cheaper.
+    """
+    if isinstance(version, bool):
+        raise ValidationError("version must be a CMDB version number")
+    try:
+        version = int(str(version).strip())
+    except (TypeError, ValueError):
+        raise ValidationError(f"version={version!r} is not a CMDB version number") from None
+    if version < 1:
+        raise ValidationError(f"version={version} is not a CMDB version number (they start at 1)")
+    with store.connect() as conn:
+        current = repo.current_version(conn)
+        if version > current:
+            raise NotFound(f"CMDB version {version} does not exist yet (current: {current})")
+        names, pairs = repo.affected_by_version(conn, version)
+        balancers = repo._balancers(conn, pairs, lb_serves(conf)) if pairs else []
+    hosts = sorted(set(names))
+    return {
+        "version": version,
+        "hosts": hosts,
+        "balancers": balancers,
+        "all": len(hosts) + len(balancers) > repo.EVENT_HOSTNAME_LIMIT,
+    }
