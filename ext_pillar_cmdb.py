@@ -1,0 +1,103 @@
+"""SaltOps CMDB external pillar.
+
+Gives every minion, whose id is its CMDB hostname, the pillar keys ``cmdb``
+(its record, or an explicit ``known: false`` marker) and, on balancers,
+``cmdb_lb`` (the online backends of the role it serves).  The contract is in
+``docs/pillar.md``; the work is done by :mod:`saltops.cmdb.snapshot` and
+:mod:`saltops.cmdb.pillar`.
+
+Configuration (master config)::
+
+    ext_pillar:
+      - saltops_cmdb: {}
+
+    saltops:
+      db_url: mysql+pymysql://saltops:secret@db.example.com/saltops
+      cmdb:
+        version_check_interval: 0     # seconds between two checks of the CMDB version
+        snapshot_file: /var/cache/salt/master/saltops/cmdb-snapshot.msgpack
+
+When the database cannot be read the last known good data is served with
+``cmdb:stale: true``; when this master never read it, the render raises, Salt
+puts the error in ``_errors`` and ``state.apply`` refuses to run.
+"""
+
+import logging
+import threading
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:
+    from saltops import config as _config
+    from saltops.cmdb import pillar as _pillar
+    from saltops.cmdb import snapshot as _snapshot
+    from saltops.errors import SaltOpsError
+
+    _IMPORT_ERROR = None
+except Exception as _err:  # pylint: disable=broad-except
+    # Keep the module loadable: Salt silently skips an ext_pillar whose module
+    # fails to import, and states would then run without CMDB data.
+    _IMPORT_ERROR = _err
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "saltops_cmdb"
+
+# Seconds to wait for the master event bus when firing an outage event.
+_FIRE_TIMEOUT = 5
+
+
+def __virtual__():
+    # Never (False, reason) here, on purpose: Salt drops an ext_pillar whose
+    # __virtual__ fails with only a log line and compiles pillar without it, so
+    # a broken installation would look like "no CMDB data".  Every problem
+    # (import, configuration, database) is raised by ext_pillar() instead, which
+    # puts it in the pillar's _errors and makes state.apply refuse.
+    return __virtualname__
+
+
+def _fire(tag, data):
+    """Fire an event on the master bus, from a short-lived thread.
+
+    The thread keeps the event client's own IO loop away from whatever loop
+    the calling worker runs.  Returns ``True`` when the bus took the event.
+    """
+    import salt.utils.event  # pylint: disable=import-outside-toplevel
+
+    opts = __opts__
+    result = {}
+
+    def run():
+        try:
+            with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False) as bus:
+                result["ok"] = bool(bus.fire_event(dict(data), tag))
+        except Exception as err:  # pylint: disable=broad-except
+            result["error"] = err
+
+    thread = threading.Thread(target=run, name="saltops-cmdb-event", daemon=True)
+    thread.start()
+    thread.join(_FIRE_TIMEOUT)
+    if "error" in result:
+        raise result["error"]
+    return result.get("ok", False)
+
+
+def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
+    """Return the ``cmdb`` (and ``cmdb_lb``) pillar keys for ``minion_id``."""
+    if _IMPORT_ERROR is not None:
+        raise CommandExecutionError(
+            f"the SaltOps CMDB pillar cannot run: importing the saltops package failed "
+            f"({_IMPORT_ERROR!r}); reinstall SaltOps into the salt-master's Python"
+        )
+    if kwargs:
+        raise SaltInvocationError(
+            f"ext_pillar saltops_cmdb takes no options (got {', '.join(sorted(map(str, kwargs)))}); "
+            "configure it under 'saltops:cmdb' in the master config"
+        )
+    try:
+        conf = _config.load(__opts__)
+        cache = _snapshot.cache_for(conf, fire=_fire)
+        view = cache.current()
+    except SaltOpsError as err:
+        raise CommandExecutionError(f"SaltOps CMDB pillar: {err}") from err
+    return _pillar.build(minion_id, view, conf["cmdb"]["lb_serves"])
