@@ -1,0 +1,311 @@
+"""Evaluate: samples against rules -> alerts (pending, firing, resolved).
+
+State lives in memory; every change is recorded in ``changed`` (alerts to
+write behind) and ``transitions`` (what dispatch and history need).  Time is
+passed in, so the behaviour is tested without sleeping.
+"""
+
+import logging
+
+from saltops.alarms.matchers import fingerprint, matches_all
+from saltops.alarms.model import FIRING, PENDING, RESOLVED, Alert, render
+
+log = logging.getLogger(__name__)
+
+_MISSING = object()
+MAX_LABEL = 128
+QUIET_STATUSES = ("maintenance", "offline", "decommissioned")
+
+
+class BadSample(Exception):
+    """A sample matched a rule but its fields are unusable (``reason`` for the metric)."""
+
+    def __init__(self, reason, detail=""):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def lookup(data, path):
+    """``a.b.c`` into nested mappings; ``_MISSING`` when absent."""
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return _MISSING
+    return cur
+
+
+def _scalar(value):
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+class Evaluator:
+    """The rule engine's in-memory state."""
+
+    def __init__(self, ruleset, labels=None, started=0.0):
+        self.ruleset = ruleset
+        self.labels = labels or (lambda _host: {})
+        self.alerts = {}  # fingerprint -> Alert (active, and resolved ones not yet reported)
+        self.hosts = {}  # hostname -> last time anything valid came from it
+        self.hosts_dirty = set()
+        self.changed = {}  # fingerprint -> Alert, to write behind
+        self.transitions = []  # (alert, event, ts)
+        self.started = started
+        self._fp_cache = {}
+        self._absent_hosts = set()
+
+    # -- loading --------------------------------------------------------------------------
+    def restore(self, alerts, hosts):
+        """Take back the state a previous run persisted."""
+        rules = {r.name: r for r in self.ruleset.rules}
+        for alert in alerts:
+            rule = rules.get(alert.rule)
+            if rule is not None:
+                alert.for_ = rule.for_
+                alert.resolve_after = rule.resolve_after or self.ruleset.resolve_after
+            else:
+                alert.resolve_after = self.ruleset.resolve_after
+            self.alerts[alert.fingerprint] = alert
+            if alert.source == "absent" and alert.state == FIRING:
+                self._absent_hosts.add(alert.labels.get("host"))
+        self.hosts.update(hosts)
+
+    # -- samples ----------------------------------------------------------------------------
+    def observe(self, sample):
+        """Apply one sample; raise :class:`BadSample` if a matching rule cannot use it."""
+        host = sample.host
+        ts = sample.ts
+        prev = self.hosts.get(host)
+        self.hosts[host] = ts
+        if prev is None or ts - prev >= 10.0:
+            self.hosts_dirty.add(host)
+        if host in self._absent_hosts:
+            self._clear_absent(host, ts)
+        if sample.kind == "beacon":
+            rules = self.ruleset.by_beacon.get(sample.name, ())
+        elif sample.kind == "tag":
+            rules = [r for r in self.ruleset.by_tag if r.tag_matches(sample.tag)]
+        else:
+            return 0
+        applied = 0
+        error = None
+        for rule in rules:
+            if rule.tag and sample.kind == "beacon" and not rule.tag_matches(sample.tag):
+                continue
+            try:
+                if self._apply(rule, sample):
+                    applied += 1
+            except BadSample as err:
+                error = err
+        if error is not None and not applied:
+            raise error
+        return applied
+
+    def _apply(self, rule, sample):
+        data = sample.data
+        if rule.where:
+            view = {k: _text(v) for k, v in data.items() if _scalar(v)}
+            view["tag_rest"] = sample.rest
+            if not matches_all(rule.where, view):
+                return False
+        key_labels = {}
+        for label, path in rule.key:
+            value = lookup(data, path)
+            if value is _MISSING:
+                raise BadSample("missing_field", f"{rule.name}: no {path!r} in the event")
+            if not _scalar(value):
+                raise BadSample("bad_value", f"{rule.name}: {path!r} is not a scalar")
+            key_labels[label] = _text(value)[:MAX_LABEL]
+        if rule.key_from_tag:
+            if not sample.rest:
+                raise BadSample("missing_field", f"{rule.name}: the tag has nothing after the beacon name")
+            key_labels[rule.key_from_tag] = sample.rest[:MAX_LABEL]
+        value = None
+        if rule.field:
+            path = rule.field
+            if "{" in path:
+                path = render(path, key_labels)
+            value = lookup(data, path)
+            if value is _MISSING:
+                raise BadSample("missing_field", f"{rule.name}: no {path!r} in the event")
+            if not _scalar(value):
+                raise BadSample("bad_value", f"{rule.name}: {path!r} is not a scalar")
+        active = rule.condition(value)
+        if active is None:
+            raise BadSample("bad_value", f"{rule.name}: {value!r} is not a number")
+        numeric = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        ident_key = (rule.name, sample.host, tuple(key_labels.items()))
+        fp = self._fp_cache.get(ident_key)
+        if fp is None:
+            ident = {"alertname": rule.name, "host": sample.host, **key_labels}
+            fp = fingerprint(ident)
+            if len(self._fp_cache) < 200000:
+                self._fp_cache[ident_key] = fp
+        alert = self.alerts.get(fp)
+        ts = sample.ts
+        if active:
+            if alert is None or alert.state == RESOLVED:
+                alert = self._new(rule, sample.host, key_labels, fp, ts, numeric)
+            alert.last_seen = ts
+            alert.value = numeric
+            if alert.state == PENDING and ts - alert.active_since >= rule.for_:
+                self._fire(alert, ts)
+            self.changed[fp] = alert
+        elif alert is not None:
+            if alert.state == PENDING:
+                self._drop(alert)
+            elif alert.state == FIRING:
+                alert.value = numeric
+                self._resolve(alert, ts)
+        return True
+
+    def _new(self, rule, host, key_labels, fp, ts, value, source="beacon"):
+        labels = {}
+        labels.update(self.labels(host))
+        labels.update(rule.labels)
+        labels.update(key_labels)
+        labels["alertname"] = rule.name
+        labels["host"] = host
+        labels["severity"] = rule.severity
+        values = dict(labels)
+        values["value"] = value if value is not None else ""
+        annotations = {name: render(text, values) for name, text in rule.annotations.items()}
+        alert = Alert(fp, rule.name, source, labels, annotations, PENDING, ts, for_=rule.for_,
+                      resolve_after=rule.resolve_after or self.ruleset.resolve_after, value=value,
+                      active_since=ts)
+        previous = self.alerts.get(fp)
+        if previous is not None and previous.pending_resolve:
+            # Fired again before its resolution was reported: the group sees one alert.
+            alert.pending_resolve = False
+        self.alerts[fp] = alert
+        self.changed[fp] = alert
+        self.transitions.append((alert, PENDING, ts))
+        return alert
+
+    def _fire(self, alert, ts):
+        alert.state = FIRING
+        alert.fired_at = ts
+        self.changed[alert.fingerprint] = alert
+        self.transitions.append((alert, FIRING, ts))
+
+    def _resolve(self, alert, ts):
+        alert.state = RESOLVED
+        alert.resolved_at = ts
+        alert.pending_resolve = True
+        self.changed[alert.fingerprint] = alert
+        self.transitions.append((alert, RESOLVED, ts))
+
+    def _drop(self, alert):
+        alert.state = RESOLVED
+        alert.resolved_at = alert.last_seen
+        alert.pending_resolve = False
+        self.changed[alert.fingerprint] = alert
+        self.alerts.pop(alert.fingerprint, None)
+
+    def forget(self, alert):
+        """Dispatch reported the resolution: the alert leaves memory (its row stays)."""
+        alert.pending_resolve = False
+        current = self.alerts.get(alert.fingerprint)
+        if current is alert:
+            del self.alerts[alert.fingerprint]
+            self.changed[alert.fingerprint] = alert
+        elif current is None:
+            self.changed.setdefault(alert.fingerprint, alert)
+
+    # -- alerts from Alertmanager ------------------------------------------------------------
+    def external(self, labels, annotations, status, starts_at, ends_at, now):
+        """An alert from Prometheus/Alertmanager, routed like our own."""
+        fp = fingerprint(labels)
+        alert = self.alerts.get(fp)
+        if status == RESOLVED:
+            if alert is not None and alert.state == FIRING:
+                self._resolve(alert, ends_at or now)
+            return alert
+        host = labels.get("host") or labels.get("instance", "").rsplit(":", 1)[0]
+        full = dict(self.labels(host)) if host else {}
+        full.update(labels)
+        full.setdefault("severity", "warning")
+        if alert is None or alert.state == RESOLVED:
+            alert = Alert(fp, full.get("alertname", "external"), "prometheus", full,
+                          dict(annotations), PENDING, now, resolve_after=self.ruleset.resolve_after,
+                          active_since=starts_at or now)
+            self.alerts[fp] = alert
+            self.transitions.append((alert, PENDING, now))
+            self._fire(alert, now)
+        alert.annotations = dict(annotations)
+        alert.last_seen = now
+        alert.ends_at = ends_at
+        self.changed[fp] = alert
+        return alert
+
+    # -- time -----------------------------------------------------------------------------
+    def tick(self, now):
+        """Promote pending alerts, resolve stale ones, raise/clear absent-host alarms."""
+        # After a restart, give every host and alert a full period before calling it stale.
+        floor = self.started
+        for alert in list(self.alerts.values()):
+            if alert.state == RESOLVED:
+                continue
+            seen = max(alert.last_seen, floor)
+            if alert.source == "absent":
+                continue
+            if alert.source == "prometheus" and alert.ends_at and alert.ends_at < now:
+                self._resolve(alert, now)
+                continue
+            if now - seen > alert.resolve_after:
+                if alert.state == PENDING:
+                    self._drop(alert)
+                else:
+                    self._resolve(alert, now)
+                continue
+            if alert.state == PENDING and now - alert.active_since >= alert.for_:
+                self._fire(alert, now)
+        for rule in self.ruleset.absent:
+            for host, last in self.hosts.items():
+                if now - max(last, floor) <= rule.absent_for:
+                    continue
+                labels = self.labels(host)
+                if labels.get("status") in QUIET_STATUSES:
+                    continue
+                ident_key = (rule.name, host, ())
+                fp = self._fp_cache.get(ident_key) or fingerprint({"alertname": rule.name, "host": host})
+                alert = self.alerts.get(fp)
+                if alert is not None and alert.state != RESOLVED:
+                    continue
+                alert = self._new(rule, host, {}, fp, now, None, source="absent")
+                alert.last_seen = last
+                alert.active_since = last
+                self._fire(alert, now)
+                self._absent_hosts.add(host)
+
+    def _clear_absent(self, host, ts):
+        self._absent_hosts.discard(host)
+        for rule in self.ruleset.absent:
+            fp = fingerprint({"alertname": rule.name, "host": host})
+            alert = self.alerts.get(fp)
+            if alert is not None and alert.state == FIRING:
+                alert.last_seen = ts
+                self._resolve(alert, ts)
+
+    def firing(self):
+        return [a for a in self.alerts.values() if a.state == FIRING]
+
+    def take_changes(self):
+        changed, self.changed = self.changed, {}
+        transitions, self.transitions = self.transitions, []
+        hosts = {h: self.hosts[h] for h in self.hosts_dirty}
+        self.hosts_dirty = set()
+        return changed, transitions, hosts
+
+    def forget_host(self, host):
+        self.hosts.pop(host, None)
+        self.hosts_dirty.discard(host)
+
+
+def _text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)

@@ -1,0 +1,93 @@
+"""Write-behind: one transaction per pipeline batch, and the state read back at start.
+
+Alerts, history, hosts seen, notification-log entries, the end of acks and
+the new notifications' outbox rows are committed together, so the database
+never holds a notification-log entry without its notification (or the
+reverse): after a restart nothing is lost and nothing is sent twice.
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
+
+from saltops.alarms import silence as silence_mod
+from saltops.alarms.model import Alert
+from saltops.alarms.nflog import Entry
+from saltops.alarms.schema import alarms, history, hosts_seen, nflog
+from saltops.notify import outbox
+
+_ALARM_COLS = ("rule", "source", "labels", "annotations", "state", "value", "active_since", "fired_at",
+               "resolved_at", "last_seen", "ends_at", "pending_resolve", "updated_at")
+
+
+def upsert(conn, table, rows, keys, update_cols):
+    """Insert or update ``rows`` (executemany) on MySQL/MariaDB and SQLite."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "mysql":
+        stmt = mysql.insert(table)
+        stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update_cols})
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={c: stmt.excluded[c] for c in update_cols})
+    else:
+        raise RuntimeError(f"unsupported database dialect {dialect}")
+    conn.execute(stmt, rows)
+
+
+def write(store, batch, now):
+    """Commit a batch; return ``[(outbox_id, channel, payload)]`` to deliver."""
+    queued = []
+    with store.begin() as conn:
+        rows = []
+        for alert in batch.alerts.values():
+            row = alert.to_row()
+            row["updated_at"] = now
+            rows.append(row)
+        upsert(conn, alarms, rows, ("fingerprint",), _ALARM_COLS)
+        if batch.history:
+            conn.execute(history.insert(), batch.history)
+        upsert(conn, hosts_seen, [{"hostname": h, "last_seen": ts} for h, ts in batch.hosts.items()],
+               ("hostname",), ("last_seen",))
+        upsert(conn, nflog, [
+            {"group_id": gid, "receiver": rcv, "group_key": e.group_key, "firing": sorted(e.firing),
+             "resolved": sorted(e.resolved), "ts": e.ts}
+            for (gid, rcv), e in batch.nflog.items()
+        ], ("group_id", "receiver"), ("group_key", "firing", "resolved", "ts"))
+        silence_mod.end_acks(conn, batch.ended_acks, now)
+        for note in batch.notifications:
+            for channel in note.channels:
+                oid = outbox.enqueue(conn, channel, note.receiver, note.group_id, note.payload, now)
+                queued.append((oid, channel, note.payload))
+    return queued
+
+
+def load(conn):
+    """(alerts to restore, hosts seen, notification-log entries)."""
+    restored = []
+    query = sa.select(alarms).where(
+        sa.or_(alarms.c.state.in_(("pending", "firing")), alarms.c.pending_resolve.is_(True))
+    )
+    for row in conn.execute(query):
+        restored.append(Alert(
+            row.fingerprint, row.rule, row.source, dict(row.labels), dict(row.annotations), row.state,
+            row.last_seen, value=row.value, active_since=row.active_since, fired_at=row.fired_at,
+            resolved_at=row.resolved_at, ends_at=row.ends_at, pending_resolve=bool(row.pending_resolve),
+        ))
+    seen = {row.hostname: row.last_seen for row in conn.execute(sa.select(hosts_seen))}
+    entries = {
+        (row.group_id, row.receiver): Entry(row.group_key, row.firing, row.resolved, row.ts)
+        for row in conn.execute(sa.select(nflog))
+    }
+    return restored, seen, entries
+
+
+def prune(conn, now, keep_days=30):
+    """Drop history, resolved alarms and delivered notifications older than ``keep_days``."""
+    cutoff = now - keep_days * 86400
+    conn.execute(history.delete().where(history.c.ts < cutoff))
+    conn.execute(alarms.delete().where(alarms.c.state == "resolved", alarms.c.updated_at < cutoff,
+                                       alarms.c.pending_resolve.is_(False)))
+    conn.execute(nflog.delete().where(nflog.c.ts < cutoff))
+    outbox.prune(conn, cutoff)
