@@ -101,8 +101,8 @@ def _check_settings(app, settings, problems):
             for i, inner in enumerate(value):
                 walk(inner, f"{path}[{i}]")
         elif isinstance(value, str):
-            if any(unicodedata.category(c) == "Cc" for c in value):
-                problems.append(f"{path}: control characters are not allowed")
+            if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
+                problems.append(f"{path}: control characters (other than newline and tab) are not allowed")
         elif isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{path}: {value!r} is not a finite number (JSON cannot hold it)")
         elif value is not None and not isinstance(value, (bool, int, float)):
