@@ -14,6 +14,7 @@ from saltops.alarms.model import Alert
 from saltops.alarms.nflog import Entry
 from saltops.alarms.schema import alarms, history, hosts_seen, nflog
 from saltops.notify import outbox
+from saltops.store.outbox import enqueue as event_outbox_enqueue
 
 _ALARM_COLS = ("rule", "source", "labels", "annotations", "state", "value", "active_since", "fired_at",
                "resolved_at", "last_seen", "ends_at", "pending_resolve", "updated_at")
@@ -36,10 +37,16 @@ def upsert(conn, table, rows, keys, update_cols):
     conn.execute(stmt, rows)
 
 
-def write(store, batch, now):
-    """Commit a batch; return ``[(outbox_id, channel, payload)]`` to deliver."""
+def write(store, batch, now, events=()):
+    """Commit a batch; return ``[(outbox_id, channel, payload)]`` to deliver.
+
+    ``events`` (``[(tag, data)]``) go to the core event outbox in the same
+    transaction, to be fired on the master bus after the commit.
+    """
     queued = []
     with store.begin() as conn:
+        for tag, data in events:
+            event_outbox_enqueue(conn, tag, data)
         rows = []
         for alert in batch.alerts.values():
             row = alert.to_row()

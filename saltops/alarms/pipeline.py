@@ -79,6 +79,25 @@ class Pipeline:
                 self.dispatcher.add(alert, now)
         self._inhibit_stale = True
 
+    def reload(self, ruleset):
+        """Switch to new rules, keeping alerts; groups are rebuilt on the new routing tree."""
+        self.ruleset = ruleset
+        self.evaluator.ruleset = ruleset
+        self.evaluator._fp_cache.clear()
+        self.inhibitor = Inhibitor(ruleset.inhibit_rules)
+        old = self.dispatcher
+        self.dispatcher = Dispatcher(ruleset, external_url=old.external_url)
+        now = time.time()
+        for group in old.groups.values():
+            for alert in group.alerts.values():
+                self.dispatcher.add(alert, now)
+        for group in self.dispatcher.groups.values():
+            # Keep the old timing: a group that flushed before waits group_interval, not group_wait.
+            previous = old.groups.get(group.key)
+            if previous is not None:
+                group.next_flush = previous.next_flush
+        self._inhibit_stale = True
+
     # -- input --------------------------------------------------------------------------------
     def event(self, tag, data):
         """One master-bus event; returns True when it was used, False when ignored or rejected."""

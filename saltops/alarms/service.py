@@ -1,0 +1,354 @@
+"""The alarm service: the long-running loop behind the Salt engine.
+
+One thread reads the master event bus into a queue (``reader``); the main
+loop drains it through the pipeline and, every ``tick``, evaluates time,
+flushes due groups and writes the batch behind in one transaction, then hands
+the committed notifications to the delivery workers.  Nothing per event
+touches the database, so ingestion keeps up with thousands of events a
+second; state is never more than one tick behind on disk.
+"""
+
+import logging
+import os
+import queue
+import threading
+import time
+
+import sqlalchemy as sa
+
+from saltops import metrics
+from saltops.alarms import persist, rules, settings
+from saltops.alarms import silence as silence_mod
+from saltops.alarms.http import Endpoint
+from saltops.alarms.ingest import AcceptedKeys, Ingest
+from saltops.alarms.labels import CmdbLabels
+from saltops.alarms.model import FIRING, RESOLVED
+from saltops.alarms.pipeline import Pipeline
+from saltops.notify import registry
+from saltops.notify.worker import Deliverer, RetryPolicy
+from saltops.store.schema import event_outbox
+
+log = logging.getLogger(__name__)
+
+
+class _Figures:
+    """Prometheus figures of the service (live), plus a scrape-time view of the pipeline."""
+
+    def __init__(self, service):
+        self.sent = metrics.counter("saltops_notifications_total", "Notification delivery attempts",
+                                    ["channel", "result"])
+        self.delivery = metrics.histogram("saltops_notification_delivery_seconds",
+                                          "Time to deliver one notification", ["channel"],
+                                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.db_errors = metrics.counter("saltops_alarm_store_errors_total",
+                                         "Write-behind transactions that failed (retried)")
+        self.http_rejects = metrics.counter("saltops_alarm_webhook_rejected_total",
+                                            "Alertmanager webhook requests refused", ["reason"])
+        self.rules_errors = metrics.counter("saltops_alarm_rules_reload_errors_total",
+                                            "Rules file reloads refused because the file was invalid")
+        metrics.register("alarms", service.collect)
+
+    def delivered(self, channel, ok, seconds, give_up):
+        result = "ok" if ok else ("failed" if give_up else "retry")
+        self.sent.labels(channel, result).inc()
+        self.delivery.labels(channel).observe(seconds)
+
+
+class AlarmService:
+    def __init__(self, conf, store, labels=None, accepted=None, fire=None, clock=time.time):
+        self.conf = conf
+        self.alarms_conf, self.notify_conf = settings.load(conf)
+        self.store = store
+        self.clock = clock
+        self.fire = fire  # fire(tag, data) on the master bus, or None
+        if not self.alarms_conf["rules_file"]:
+            raise rules.ValidationError("no alarm rules", ["set saltops:alarms:rules_file"])
+        self.channels = registry.build(self.notify_conf["channels"], timeout=self.notify_conf["timeout"])
+        self.ruleset = rules.load_file(self.alarms_conf["rules_file"], channels=set(self.channels))
+        self._rules_mtime = _mtime(self.alarms_conf["rules_file"])
+        if labels is None and self.alarms_conf["cmdb_labels"]:
+            labels = CmdbLabels(store)
+        self.labels = labels
+        self.ingest = Ingest(self.ruleset.by_tag, max_bytes=self.alarms_conf["max_event_bytes"],
+                             accepted=accepted, clock=clock)
+        self.pipeline = Pipeline(self.ruleset, self.ingest, labels=labels, started=clock(),
+                                 external_url=self.alarms_conf["external_url"])
+        retry = self.notify_conf["retry"]
+        self.figures = _Figures(self)
+        self.deliverer = Deliverer(store, self.channels,
+                                   RetryPolicy(retry["max_attempts"], retry["backoff"], retry["max_backoff"]),
+                                   workers=self.notify_conf["workers"], on_result=self.figures.delivered,
+                                   clock=clock)
+        self.queue = queue.SimpleQueue()
+        self.stopping = threading.Event()
+        self.endpoint = None
+        self._silence_marker = None
+        self._last_silence_check = 0.0
+        self._last_prune = 0.0
+        self._events_pending = False
+        self.received = 0
+        self.last_batch_at = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self):
+        now = self.clock()
+        with self.store.begin() as conn:
+            persist.prune(conn, now, self.alarms_conf["keep_days"])
+        with self.store.connect() as conn:
+            alerts, hosts, entries = persist.load(conn)
+        self.pipeline.restore(alerts, hosts, entries, now)
+        self.reload_silences(force=True)
+        self.deliverer.start()
+        self.deliverer.poll_once()
+        if self.alarms_conf["listen_port"]:
+            self.endpoint = Endpoint(self.alarms_conf["listen_host"], self.alarms_conf["listen_port"],
+                                     self.submit_alertmanager, token=self.alarms_conf["webhook_token"],
+                                     on_reject=lambda r: self.figures.http_rejects.labels(r).inc()).start()
+        metrics.use_store(self.store)
+        log.info("alarm service started: %d rules, %d alarms restored, %d channels",
+                 len(self.ruleset.rules), len(alerts), len(self.channels))
+
+    def stop(self):
+        self.stopping.set()
+        try:
+            self.step(self.clock())
+        except Exception as err:
+            log.warning("last write-behind failed: %s", err)
+        if self.endpoint is not None:
+            self.endpoint.stop()
+        self.deliverer.stop()
+
+    # -- input ------------------------------------------------------------------------------
+    def submit_event(self, tag, data):
+        self.queue.put((tag, data))
+
+    def submit_alertmanager(self, alerts):
+        self.queue.put((None, alerts))
+
+    def reader(self, get_event):
+        """Pump ``get_event()`` (returns {'tag', 'data'} or None) into the queue until stopped."""
+        while not self.stopping.is_set():
+            try:
+                item = get_event()
+            except Exception as err:
+                log.warning("event bus read failed: %s", err)
+                time.sleep(0.5)
+                continue
+            if item is None:
+                continue
+            if isinstance(item, dict):
+                self.queue.put((item.get("tag"), item.get("data")))
+            else:
+                self.queue.put((None, None, item))
+
+    # -- the loop ---------------------------------------------------------------------------
+    def drain(self, deadline):
+        """Feed queued events to the pipeline until the queue is empty or ``deadline`` passes."""
+        pipeline = self.pipeline
+        got = 0
+        while True:
+            timeout = deadline - time.monotonic()
+            try:
+                item = self.queue.get(timeout=max(0.0, timeout)) if got == 0 and timeout > 0 else \
+                    self.queue.get_nowait()
+            except queue.Empty:
+                return got
+            got += 1
+            if len(item) == 2 and item[0] is None:
+                self._external(item[1])
+            elif len(item) == 2:
+                pipeline.event(item[0], item[1])
+            else:
+                pipeline.counters.reject("garbage")
+            if got >= 20000 or time.monotonic() >= deadline:
+                return got
+
+    def _external(self, alerts):
+        now = self.clock()
+        for labels, annotations, status, starts, ends in alerts:
+            self.pipeline.evaluator.external(labels, annotations, status, starts, ends, now)
+        self.pipeline.counters.accepted += len(alerts)
+
+    def run(self, get_event=None):
+        """Run until :attr:`stopping` is set; ``get_event`` starts a reader thread."""
+        if get_event is not None:
+            threading.Thread(target=self.reader, args=(get_event,), name="saltops-alarms-reader",
+                             daemon=True).start()
+        tick = self.alarms_conf["tick"]
+        next_tick = time.monotonic()
+        while not self.stopping.is_set():
+            self.drain(next_tick)
+            if time.monotonic() >= next_tick:
+                try:
+                    self.step(self.clock())
+                except Exception as err:  # keep running; the batch was requeued
+                    log.warning("alarm step failed: %s", err)
+                    time.sleep(min(1.0, tick * 5))
+                next_tick = time.monotonic() + tick
+
+    def step(self, now):
+        """One tick: housekeeping, evaluate, flush, write behind, deliver."""
+        self.reload_silences()
+        self.maybe_reload_rules()
+        if hasattr(self.labels, "maybe_refresh"):
+            self.labels.maybe_refresh()
+        batch = self.pipeline.tick(now)
+        if not batch:
+            self._fire_events()
+            return None
+        try:
+            queued = persist.write(self.store, batch, now, events=self._alarm_events(batch))
+        except Exception:
+            self.figures.db_errors.inc()
+            self.pipeline.requeue(batch)
+            raise
+        self.last_batch_at = now
+        if queued:
+            self.deliverer.submit(queued)
+        self._fire_events()
+        if now - self._last_prune > 3600:
+            self._last_prune = now
+            with self.store.begin() as conn:
+                persist.prune(conn, now, self.alarms_conf["keep_days"])
+        return batch
+
+    def _alarm_events(self, batch):
+        if not self.alarms_conf["fire_events"] or self.fire is None:
+            return []
+        out = []
+        for row in batch.history:
+            if row["event"] in (FIRING, RESOLVED):
+                labels = row["labels"]
+                out.append((f"saltops/alarm/{row['fingerprint']}/{row['event']}", {
+                    "fingerprint": row["fingerprint"], "alertname": labels.get("alertname"),
+                    "host": labels.get("host"), "severity": labels.get("severity"), "labels": labels,
+                    "value": row["value"],
+                }))
+        if out:
+            self._events_pending = True
+        return out
+
+    def _fire_events(self, limit=500):
+        """Fire committed ``saltops/alarm/...`` events, marking them sent in one update."""
+        if not self._events_pending or self.fire is None:
+            return 0
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                sa.select(event_outbox.c.id, event_outbox.c.tag, event_outbox.c.data)
+                .where(event_outbox.c.sent_at.is_(None), event_outbox.c.tag.like("saltops/alarm/%"))
+                .order_by(event_outbox.c.id).limit(limit)
+            ).all()
+        fired = []
+        for row in rows:
+            try:
+                self.fire(row.tag, row.data)
+            except Exception as err:
+                log.warning("could not fire %s: %s", row.tag, err)
+                break
+            fired.append(row.id)
+        if fired:
+            from saltops.store.audit import utcnow
+
+            with self.store.begin() as conn:
+                conn.execute(event_outbox.update().where(event_outbox.c.id.in_(fired)).values(sent_at=utcnow()))
+        self._events_pending = len(rows) == limit or len(fired) < len(rows)
+        return len(fired)
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def reload_silences(self, force=False):
+        now = self.clock()
+        if not force and now - self._last_silence_check < 1.0:
+            return False
+        self._last_silence_check = now
+        try:
+            with self.store.connect() as conn:
+                marker = silence_mod.marker(conn)
+                if not force and marker == self._silence_marker:
+                    # Silences that started or ended since are handled by active(now).
+                    return False
+                self.pipeline.silences.set(silence_mod.load_active(conn, now))
+                self._silence_marker = marker
+                return True
+        except Exception as err:
+            log.warning("silences not reloaded: %s", err)
+            return False
+
+    def maybe_reload_rules(self):
+        path = self.alarms_conf["rules_file"]
+        mtime = _mtime(path)
+        if mtime == self._rules_mtime:
+            return False
+        self._rules_mtime = mtime
+        try:
+            ruleset = rules.load_file(path, channels=set(self.channels))
+        except rules.ValidationError as err:
+            self.figures.rules_errors.inc()
+            log.error("alarm rules not reloaded, keeping the running rules: %s", err)
+            return False
+        self.ruleset = ruleset
+        self.ingest.tag_rules = list(ruleset.by_tag)
+        self.pipeline.reload(ruleset)
+        log.info("alarm rules reloaded from %s: %d rules", path, len(ruleset.rules))
+        return True
+
+    # -- metrics ----------------------------------------------------------------------------
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        c = self.pipeline.counters
+        yield CounterMetricFamily("saltops_alarm_events_accepted", "Events used by the alarm pipeline",
+                                  value=c.accepted)
+        yield CounterMetricFamily("saltops_alarm_events_ignored", "Bus events the alarm pipeline does not watch",
+                                  value=c.ignored)
+        rejected = CounterMetricFamily("saltops_alarm_events_rejected",
+                                       "Events refused as malformed or forged", labels=["reason"])
+        for reason, count in sorted(c.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        trans = CounterMetricFamily("saltops_alarm_transitions", "Alarm state changes", labels=["state"])
+        for state, count in sorted(c.transitions.items()):
+            trans.add_metric([state], count)
+        yield trans
+        muted = CounterMetricFamily("saltops_alarm_muted", "Alerts muted at flush time", labels=["by"])
+        for by, count in sorted(c.muted.items()):
+            muted.add_metric([by], count)
+        yield muted
+        yield CounterMetricFamily("saltops_alarm_notifications", "Notifications decided by group flushes",
+                                  value=c.notifications)
+        active = GaugeMetricFamily("saltops_alarms", "Alarms in memory by state and severity",
+                                   labels=["state", "severity"])
+        counts = {}
+        for alert in list(self.pipeline.evaluator.alerts.values()):
+            key = (alert.state, alert.labels.get("severity", ""))
+            counts[key] = counts.get(key, 0) + 1
+        for (state, sev), count in sorted(counts.items()):
+            active.add_metric([state, sev], count)
+        yield active
+        yield GaugeMetricFamily("saltops_alarm_groups", "Aggregation groups", value=len(self.pipeline.dispatcher.groups))
+        yield GaugeMetricFamily("saltops_alarm_queue", "Events waiting in the engine queue", value=self.queue.qsize())
+        yield GaugeMetricFamily("saltops_notifications_in_flight", "Notifications being delivered",
+                                value=self.deliverer.pending())
+        try:
+            from saltops.notify import outbox
+
+            with self.store.connect() as conn:
+                by_status = outbox.counts(conn)
+            box = GaugeMetricFamily("saltops_notify_outbox", "Notification outbox rows by status",
+                                    labels=["status"])
+            for status, count in sorted(by_status.items()):
+                box.add_metric([status], count)
+            yield box
+        except Exception as err:
+            log.debug("outbox figures unavailable: %s", err)
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def accepted_keys(opts):
+    """The accepted-key check for a master's ``opts`` (None when turned off)."""
+    return AcceptedKeys(opts.get("pki_dir") or "/etc/salt/pki/master")
