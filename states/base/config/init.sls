@@ -1,0 +1,8 @@
+include:
+  - .users
+  - .sudoers
+  - .sysctl
+  - .limits
+  - .timezone
+  - .timesync
+  - .minion

@@ -1,0 +1,5 @@
+# cache: a Redis server bound to the host's CMDB address.
+include:
+  - .package
+  - .config
+  - .service

@@ -1,0 +1,5 @@
+{%- from "cache/map.jinja" import cache with context %}
+
+cache-package-install-pkg-installed:
+  pkg.installed:
+    - name: {{ cache.pkg }}

@@ -1,0 +1,6 @@
+{%- from "cache/map.jinja" import cache with context %}
+
+cache-service-clean-service-dead:
+  service.dead:
+    - name: {{ cache.service }}
+    - enable: false

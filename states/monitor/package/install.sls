@@ -1,0 +1,5 @@
+{%- from "monitor/map.jinja" import monitor with context %}
+
+monitor-package-install-pkg-installed:
+  pkg.installed:
+    - name: {{ monitor.node_exporter.pkg }}

@@ -1,0 +1,32 @@
+# The CMDB decides what a host gets; there are no per-host entries here.
+#   cmdb:known / cmdb:status  whether the host gets its roles at all
+#   cmdb:roles                which role formulas it gets
+# A minion the CMDB does not know (`cmdb:known` false), a decommissioned one, or one
+# with no CMDB pillar at all gets only the safe base, and `notice` says why in the run.
+# A host in maintenance keeps its roles; the CMDB pillar leaves it out of balancers.
+base:
+  'I@cmdb:known:true and not I@cmdb:status:decommissioned':
+    - match: compound
+    - base
+  'I@cmdb:known:true and not I@cmdb:status:decommissioned and I@cmdb:roles:web':
+    - match: compound
+    - web
+  'I@cmdb:known:true and not I@cmdb:status:decommissioned and I@cmdb:roles:lb':
+    - match: compound
+    - lb
+  'I@cmdb:known:true and not I@cmdb:status:decommissioned and I@cmdb:roles:db':
+    - match: compound
+    - db
+  'I@cmdb:known:true and not I@cmdb:status:decommissioned and I@cmdb:roles:cache':
+    - match: compound
+    - cache
+  'I@cmdb:known:true and not I@cmdb:status:decommissioned and I@cmdb:roles:monitor':
+    - match: compound
+    - monitor
+  'not I@cmdb:known:true or I@cmdb:status:decommissioned':
+    - match: compound
+    - base.safe
+    - notice
+  'I@cmdb:known:true and I@cmdb:status:maintenance or I@cmdb:stale:true':
+    - match: compound
+    - notice
