@@ -6,7 +6,16 @@ import sqlalchemy as sa
 
 from saltops import config
 from saltops.cmdb.model import Rules
-from saltops.store.schema import audit_log, event_outbox, host_apps, host_lines, host_roles, hosts, meta, tombstones
+from saltops.store.schema import (
+    audit_log,
+    event_outbox,
+    host_apps,
+    host_lines,
+    host_roles,
+    hosts,
+    meta,
+    tombstones,
+)
 
 CONF = config.load({"cachedir": "/nonexistent", "saltops": {"db_url": "sqlite://"}})
 RULES = Rules.from_config(CONF)
@@ -51,7 +60,9 @@ def many(count, prefix="web", start=1, **over):
 def counts(store):
     """Everything an unchanged CMDB keeps the same: the version and the row count of each table."""
     with store.connect() as conn:
-        out = {"version": conn.execute(sa.select(meta.c.value).where(meta.c.name == "cmdb_version")).scalar_one()}
+        out = {
+            "version": conn.execute(sa.select(meta.c.value).where(meta.c.name == "cmdb_version")).scalar_one()
+        }
         for table in (hosts, host_roles, host_lines, host_apps, tombstones, audit_log, event_outbox):
             out[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
     return out

@@ -49,7 +49,9 @@ def test_csv_import(store):
 def test_csv_columns_in_any_order_and_comma_separated_roles():
     records, problems = io.parse_csv('owner,hostname,roles\nops,a.x.com,"web,base"\n')
     assert problems == []
-    assert records == [{"__where__": "line 2", "owner": "ops", "hostname": "a.x.com", "roles": ["web", "base"]}]
+    assert records == [
+        {"__where__": "line 2", "owner": "ops", "hostname": "a.x.com", "roles": ["web", "base"]}
+    ]
 
 
 def test_every_bad_csv_row_is_reported_with_its_line(store):
@@ -152,7 +154,9 @@ def test_yaml_problems_carry_the_line_of_their_record(store):
     assert "line 21: a host must be a mapping of fields" in text
     assert "line 23: key 'hostname' is given twice" in text
     assert "line 25: unknown idc 'mars'" in text
-    assert "line 25: duplicate hostname 'web01.x.com' (first at line 3)" not in text  # bad records are not counted
+    assert (
+        "line 25: duplicate hostname 'web01.x.com' (first at line 3)" not in text
+    )  # bad records are not counted
     assert [p.split(":")[0] for p in err.problems] == sorted(
         (p.split(":")[0] for p in err.problems), key=lambda s: int(s.split()[1])
     )
@@ -213,7 +217,9 @@ def test_injection_strings_in_an_import_change_nothing(store, value):
 def test_dry_run_reports_adds_and_diffs(store):
     do_import(store, io.export_hosts([host("a.x.com"), host("b.x.com")], "csv"), "csv")
     before = counts(store)
-    doc = io.export_hosts([host("a.x.com", roles=["web"], owner="王五"), host("b.x.com"), host("c.x.com")], "csv")
+    doc = io.export_hosts(
+        [host("a.x.com", roles=["web"], owner="王五"), host("b.x.com"), host("c.x.com")], "csv"
+    )
     result = do_import(store, doc, "csv", dry_run=True)
     assert result["dry_run"] is True
     assert result["added"] == ["c.x.com"] and result["unchanged"] == ["b.x.com"]
@@ -225,14 +231,26 @@ def test_dry_run_reports_adds_and_diffs(store):
 
 
 ODD_HOSTS = [
-    host("a.x.com", owner="张三", apps={"shop": {"title": "商城, \"quoted\"; semi=colon", "n": 1.5, "flag": True}}),
+    host(
+        "a.x.com",
+        owner="张三",
+        apps={"shop": {"title": '商城, "quoted"; semi=colon', "n": 1.5, "flag": True}},
+    ),
     host("b.x.com", owner="José-Núñez", roles=["db"], lines={}, apps={}, status="maintenance"),
     host(
         "c.x.com",
         owner="Ωμέγα",
         ip="2001:db8::5",
         lines={"bgp": "2001:db8::6", "cernet": "192.0.2.6"},
-        apps={"x": {"yes": "yes", "num_text": "0123", "null": None, "nested": [{"k": "line\nbreak"}], "big": 2**60}},
+        apps={
+            "x": {
+                "yes": "yes",
+                "num_text": "0123",
+                "null": None,
+                "nested": [{"k": "line\nbreak"}],
+                "big": 2**60,
+            }
+        },
     ),
 ]
 

@@ -51,17 +51,33 @@ def test_unknown_sets_are_rejected_with_the_known_values():
 
 def test_every_problem_is_reported_at_once():
     found = problems_of(
-        {"hostname": "bad_name", "ip": "x", "roles": ["nope"], "status": "gone", "colour": "red", "owner": "a  b"}
+        {
+            "hostname": "bad_name",
+            "ip": "x",
+            "roles": ["nope"],
+            "status": "gone",
+            "colour": "red",
+            "owner": "a  b",
+        }
     )
     text = "\n".join(found)
-    for fragment in ("unknown field(s): colour", "platform is required", "hostname 'bad_name'", "ip 'x'",
-                     "unknown role 'nope'", "status 'gone'", "owner 'a  b'"):
+    for fragment in (
+        "unknown field(s): colour",
+        "platform is required",
+        "hostname 'bad_name'",
+        "ip 'x'",
+        "unknown role 'nope'",
+        "status 'gone'",
+        "owner 'a  b'",
+    ):
         assert fragment in text
     assert len(found) == len(set(found))
 
 
 @pytest.mark.parametrize("value", INJECTIONS)
-@pytest.mark.parametrize("field", ["hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner"])
+@pytest.mark.parametrize(
+    "field", ["hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner"]
+)
 def test_injection_strings_are_rejected_in_constrained_fields(field, value):
     found = problems_of(host(**{field: value}))
     assert found, f"{field}={value!r} was accepted"
@@ -96,7 +112,13 @@ def test_app_settings_keep_text_of_any_script_and_reject_what_json_cannot_hold()
 
 @pytest.mark.parametrize(
     "field,value",
-    [("idc", ["a"]), ("env", {"x": 1}), ("status", ["online"]), ("roles", [{"web": 1}]), ("lines", ["telecom"])],
+    [
+        ("idc", ["a"]),
+        ("env", {"x": 1}),
+        ("status", ["online"]),
+        ("roles", [{"web": 1}]),
+        ("lines", ["telecom"]),
+    ],
 )
 def test_wrongly_typed_fields_are_errors_not_crashes(field, value):
     assert problems_of(host(**{field: value}))

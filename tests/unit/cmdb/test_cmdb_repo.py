@@ -81,7 +81,9 @@ def test_filters(store, filters, expected):
             host("web01.x.com"),
             host("web02.x.com", env="staging", status="maintenance"),
             host("lb01.x.com", roles=["base", "lb"], apps={}, lines={"cernet": "192.0.2.1"}),
-            host("db01.x.com", roles=["db"], idc="sh-idc1", platform="CentOS-7", apps={"mysql": {"port": 3306}}),
+            host(
+                "db01.x.com", roles=["db"], idc="sh-idc1", platform="CentOS-7", apps={"mysql": {"port": 3306}}
+            ),
         ],
     )
     with store.connect() as conn:
@@ -114,7 +116,9 @@ def test_non_ascii_owner_and_settings_survive_storage(store, owner):
     assert rec["apps"]["shop"] == settings
 
 
-@pytest.mark.parametrize("field", ["hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner"])
+@pytest.mark.parametrize(
+    "field", ["hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner"]
+)
 def test_bad_text_in_any_field_changes_nothing(store, field):
     write(store, many(2))
     before = counts(store)
@@ -220,7 +224,9 @@ def test_changes_to_backends_name_the_balancers_of_the_same_env(store):
 def test_big_writes_announce_all_instead_of_names(store):
     write(store, many(repo.EVENT_HOSTNAME_LIMIT + 1))
     ((tag, data),) = events(store)
-    assert data["all"] is True and data["hostnames"] is None and data["count"] == repo.EVENT_HOSTNAME_LIMIT + 1
+    assert (
+        data["all"] is True and data["hostnames"] is None and data["count"] == repo.EVENT_HOSTNAME_LIMIT + 1
+    )
 
 
 def test_dry_run_shows_the_diff_and_writes_nothing(store):
