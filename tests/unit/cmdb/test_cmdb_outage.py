@@ -52,14 +52,14 @@ def kill_when(database, statement_prefix, done, killed):
 
 def _admin():
     settings = mysql_support.server_settings()
-    return dict(
-        host=settings["host"],
-        port=settings["port"],
-        user=settings["user"],
-        password=settings["password"],
-        autocommit=True,
-        ssl_disabled=True,
-    )
+    return {
+        "host": settings["host"],
+        "port": settings["port"],
+        "user": settings["user"],
+        "password": settings["password"],
+        "autocommit": True,
+        "ssl_disabled": True,
+    }
 
 
 @pytest.mark.parametrize(

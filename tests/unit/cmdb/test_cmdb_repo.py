@@ -223,7 +223,7 @@ def test_changes_to_backends_name_the_balancers_of_the_same_env(store):
 
 def test_big_writes_announce_all_instead_of_names(store):
     write(store, many(repo.EVENT_HOSTNAME_LIMIT + 1))
-    ((tag, data),) = events(store)
+    ((_tag, data),) = events(store)
     assert (
         data["all"] is True and data["hostnames"] is None and data["count"] == repo.EVENT_HOSTNAME_LIMIT + 1
     )
