@@ -295,6 +295,7 @@ class SnapshotCache:
         self._last_error = None
         self._persisted_version = None
         self._persisted_at = None
+        self._announce_at = None
 
     # -- database access ---------------------------------------------------
 
@@ -425,15 +426,23 @@ class SnapshotCache:
 
     def _succeeded(self, now):
         self._checked_at = now
-        if self._stale:
+        was_stale = self._stale
+        if was_stale:
             log.warning("CMDB database available again (version %s)", self._snapshot.version)
         self._stale = False
         self._stale_since = None
         self._last_error = None
-        try:
-            self.marker.recovered(now, self.fire, {"version": self._snapshot.version})
-        except OSError as err:
-            log.warning("could not update the CMDB outage marker: %s", err)
+        # Announce the end of an outage (once, whichever worker gets there first).
+        # A failed announcement is retried at most every retry_interval, so a
+        # missing event bus does not slow every render down.
+        if self.marker.exists() and (
+            self._announce_at is None or now - self._announce_at >= self.retry_interval or was_stale
+        ):
+            self._announce_at = now
+            try:
+                self.marker.recovered(now, self.fire, {"version": self._snapshot.version})
+            except OSError as err:
+                log.warning("could not update the CMDB outage marker: %s", err)
         self._maybe_persist(now)
 
     def _maybe_persist(self, now):

@@ -4,6 +4,8 @@ The database is a private MariaDB server (tests/support/mariadb_instance.py)
 that the tests stop and start; the shared server on 3306 is never touched.
 """
 
+import re
+
 import pytest
 
 from saltops.cmdb.outage import RECOVERED_TAG, UNAVAILABLE_TAG, OutageMarker
@@ -28,7 +30,7 @@ def mariadb():
 def db(mariadb, request):
     """A fresh CMDB database on the private server, which is running when the test starts."""
     mariadb.start()
-    name = "pillar_" + request.node.name.replace("test_", "")[:40].replace("[", "_").replace("]", "")
+    name = "pillar_" + re.sub(r"\W", "_", request.node.name.replace("test_", ""))[:40]
     conn = mariadb.connect()
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
