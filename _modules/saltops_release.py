@@ -549,6 +549,7 @@ def _protected(app_dir):
 def _stage(report, app, version, artifact, sha256, conf, saltenv):
     app_dir = _app_dir(app, conf)
     dest = _release_dir(app, version, conf)
+    report.data["current"] = _link_version(os.path.join(app_dir, "current"))
     with report.step("fetch") as entry:
         marker = _release_marker(dest) if os.path.isdir(dest) else None
         if marker and marker.get("sha256") == sha256.lower():

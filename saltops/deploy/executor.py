@@ -1,0 +1,99 @@
+"""Running the minion module on many hosts through Salt's LocalClient.
+
+Hosts with the same CMDB app settings share one published job (in chunks of
+``chunk_size``); all jobs of a call are published first and their returns
+gathered together, so a call takes as long as its slowest host.  A host that
+has not answered when Salt gives up on it (``return_timeout`` plus Salt's
+``saltutil.find_job`` check), or when ``timeout`` passes, is reported as
+``None``: the engine counts it as failed.
+"""
+
+import json
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+
+def normalise(value):
+    """A minion's return as a report dict (a string is an error from Salt or the module)."""
+    if isinstance(value, dict) and "result" in value:
+        return value
+    if isinstance(value, str):
+        return {"result": False, "comment": value.strip()[:2000], "steps": []}
+    return {"result": False, "comment": f"unexpected return: {value!r}"[:2000], "steps": []}
+
+
+class LocalExecutor:
+    """The engine's executor over ``salt.client.LocalClient``."""
+
+    def __init__(self, opts, return_timeout=30, chunk_size=500, client=None):
+        import salt.client
+
+        self.client = client or salt.client.get_local_client(mopts=opts)
+        self.return_timeout = return_timeout
+        self.chunk_size = chunk_size
+
+    def _publish(self, hostnames, fun, args, kwarg):
+        pub = self.client.run_job(
+            list(hostnames),
+            fun,
+            arg=list(args),
+            tgt_type="list",
+            kwarg=kwarg,
+            timeout=self.return_timeout,
+            listen=True,
+        )
+        if not pub or "jid" not in pub:
+            log.warning("could not publish %s to %d host(s)", fun, len(hostnames))
+            return None
+        return pub
+
+    def call(self, fun, hostnames, args, settings_by_host, timeout):
+        """Run ``fun`` on ``hostnames``; return ``{hostname: report or None}``."""
+        groups = {}
+        for name in hostnames:
+            key = json.dumps(settings_by_host.get(name) or {}, sort_keys=True)
+            groups.setdefault(key, []).append(name)
+        iters = []
+        for key, names in groups.items():
+            for start in range(0, len(names), self.chunk_size):
+                chunk = names[start : start + self.chunk_size]
+                pub = self._publish(chunk, fun, args, {"settings": json.loads(key)})
+                if pub is None:
+                    continue
+                iters.append(
+                    self.client.get_iter_returns(
+                        pub["jid"],
+                        set(pub.get("minions") or chunk),
+                        timeout=self.return_timeout,
+                        tgt=chunk,
+                        tgt_type="list",
+                        block=False,
+                    )
+                )
+        results = {name: None for name in hostnames}
+        deadline = time.monotonic() + timeout
+        while iters and time.monotonic() < deadline:
+            idle = True
+            for it in list(iters):
+                try:
+                    item = next(it)
+                except StopIteration:
+                    iters.remove(it)
+                    continue
+                if not item:
+                    continue
+                idle = False
+                for minion_id, data in item.items():
+                    if minion_id in results and isinstance(data, dict) and "ret" in data:
+                        results[minion_id] = normalise(data["ret"])
+            if idle:
+                time.sleep(0.02)
+        for it in iters:
+            it.close()
+        return results
+
+    def run_plain(self, hostnames, fun, args, timeout):
+        """A plain Salt call (no settings); returns ``{hostname: return}``."""
+        return self.client.cmd(list(hostnames), fun, arg=list(args), tgt_type="list", timeout=timeout)
