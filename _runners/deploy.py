@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (__opts__, __context__ are injected by the Salt loader)
 """
 Deploy apps from the CMDB: rolling, canary and blue/green, with automatic rollback.
 

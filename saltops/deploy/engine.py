@@ -157,7 +157,7 @@ class _Heartbeat(threading.Thread):
             try:
                 with self.store.begin() as conn:
                     history.touch(conn, self.deploy_id, self.owner)
-            except Exception as err:  # a database hiccup must not kill the deploy
+            except Exception as err:  # noqa: BLE001 - a database hiccup must not kill the deploy
                 log.warning("deploy %s: heartbeat failed: %s", self.deploy_id, err)
 
 
@@ -183,14 +183,14 @@ class Driver:
         if self.fire is not None:
             try:
                 outbox.flush(self.store, self.fire)
-            except Exception as err:  # events stay pending for the next flush
+            except Exception as err:  # noqa: BLE001 - events stay pending for the next flush
                 log.warning("deploy %s: could not flush events: %s", self.id, err)
 
     def _progress(self, phase, **data):
         if self.progress_cb is not None:
             try:
                 self.progress_cb(phase, dict(data, id=self.id, app=self.app, version=self.version))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - progress is best effort
                 log.debug("deploy %s: progress callback failed: %s", self.id, err)
 
     def _status(self, new, event_data=None, **values):
@@ -225,9 +225,8 @@ class Driver:
         beat = _Heartbeat(self.store, self.id, lock.me(), self.opts["heartbeat_interval"])
         beat.start()
         try:
-            if self.run["status"] in (machine.PENDING, machine.STAGING):
-                if not self._stage():
-                    return self.describe()
+            if self.run["status"] in (machine.PENDING, machine.STAGING) and not self._stage():
+                return self.describe()
             if self.run["status"] == machine.SWITCHING:
                 if self.run["strategy"] == "blue_green":
                     self._blue_green()

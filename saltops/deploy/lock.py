@@ -142,12 +142,12 @@ def claim(conn, deploy_id, expected_owner=None, takeover_stale_after=None):
     if run is None:
         raise Conflict(f"deploy {deploy_id} does not exist")
     run = dict(run._mapping)
-    if run["owner"] and run["owner"] != me() and run["status"] != machine.PAUSED:
-        if takeover_stale_after is None or not is_stale(run, takeover_stale_after):
-            raise Conflict(
-                f"deploy {deploy_id} is being driven by {run['owner']} (status {run['status']}); "
-                "use deploy.abort to ask it to stop"
-            )
+    driven = run["owner"] and run["owner"] != me() and run["status"] != machine.PAUSED
+    if driven and (takeover_stale_after is None or not is_stale(run, takeover_stale_after)):
+        raise Conflict(
+            f"deploy {deploy_id} is being driven by {run['owner']} (status {run['status']}); "
+            "use deploy.abort to ask it to stop"
+        )
     now = utcnow()
     result = conn.execute(
         runs.update()
