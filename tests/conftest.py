@@ -64,9 +64,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support import mysql as mysql_support  # noqa: E402
-from tests.support import saltenv  # noqa: E402
-from tests.support.api import SaltApiClient  # noqa: E402
+from tests.support import mysql as mysql_support
+from tests.support import saltenv
+from tests.support.api import SaltApiClient
 
 MINION_IDS = saltenv.MINION_IDS
 

@@ -32,7 +32,9 @@ class SaltApiClient:
         if username not in self._tokens:
             resp = self.login(username)
             if resp.status_code != 200:
-                raise AssertionError(f"login as {username!r} failed: HTTP {resp.status_code} {resp.text[:300]}")
+                raise AssertionError(
+                    f"login as {username!r} failed: HTTP {resp.status_code} {resp.text[:300]}"
+                )
             self._tokens[username] = resp.json()["return"][0]["token"]
         return self._tokens[username]
 

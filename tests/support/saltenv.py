@@ -10,10 +10,11 @@ ours (``master.state_tree.base`` / ``master.pillar_tree.base``).
 
 import copy
 
+from pytestshellutils.utils import ports
+
 from saltops.lab import config as labconfig
 from saltops.lab import demo
 from saltops.lab import users as labusers
-from pytestshellutils.utils import ports
 
 MASTER_ID = "saltops-master"
 MINION_IDS = demo.MINION_IDS
