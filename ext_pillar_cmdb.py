@@ -23,12 +23,12 @@ puts the error in ``_errors`` and ``state.apply`` refuses to run.
 """
 
 import logging
-import threading
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
     from saltops import config as _config
+    from saltops.cmdb import outage as _outage
     from saltops.cmdb import pillar as _pillar
     from saltops.cmdb import snapshot as _snapshot
     from saltops.errors import SaltOpsError
@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "saltops_cmdb"
 
-# Seconds to wait for the master event bus when firing an outage event.
-_FIRE_TIMEOUT = 5
-
 
 def __virtual__():
     # Never (False, reason) here, on purpose: Salt drops an ext_pillar whose
@@ -54,32 +51,6 @@ def __virtual__():
     # (import, configuration, database) is raised by ext_pillar() instead, which
     # puts it in the pillar's _errors and makes state.apply refuse.
     return __virtualname__
-
-
-def _fire(tag, data):
-    """Fire an event on the master bus, from a short-lived thread.
-
-    The thread keeps the event client's own IO loop away from whatever loop
-    the calling worker runs.  Returns ``True`` when the bus took the event.
-    """
-    import salt.utils.event  # pylint: disable=import-outside-toplevel
-
-    opts = __opts__
-    result = {}
-
-    def run():
-        try:
-            with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False) as bus:
-                result["ok"] = bool(bus.fire_event(dict(data), tag))
-        except Exception as err:  # pylint: disable=broad-except
-            result["error"] = err
-
-    thread = threading.Thread(target=run, name="saltops-cmdb-event", daemon=True)
-    thread.start()
-    thread.join(_FIRE_TIMEOUT)
-    if "error" in result:
-        raise result["error"]
-    return result.get("ok", False)
 
 
 def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
@@ -96,7 +67,7 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
         )
     try:
         conf = _config.load(__opts__)
-        cache = _snapshot.cache_for(conf, fire=_fire)
+        cache = _snapshot.cache_for(conf, fire=_outage.master_fire(__opts__))
         view = cache.current()
     except SaltOpsError as err:
         raise CommandExecutionError(f"SaltOps CMDB pillar: {err}") from err

@@ -23,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -154,3 +155,37 @@ def _fire(fire, tag, data):
         log.warning("could not fire %s: the master event bus did not accept it", tag)
         return False
     return True
+
+
+# Seconds to wait for the master event bus when firing an outage event.
+FIRE_TIMEOUT = 5
+
+
+def master_fire(opts):
+    """A ``fire(tag, data)`` callable that puts events on the master's event bus.
+
+    Each event is fired from a short-lived thread, which keeps the event
+    client's own IO loop away from whatever loop the calling process runs
+    (master workers, engines).  The callable returns ``True`` when the bus took
+    the event.  Outage events are rare (rate-limited), so the thread costs nothing.
+    """
+    import salt.utils.event  # pylint: disable=import-outside-toplevel
+
+    def fire(tag, data):
+        result = {}
+
+        def run():
+            try:
+                with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False) as bus:
+                    result["ok"] = bool(bus.fire_event(dict(data), tag))
+            except Exception as err:  # pylint: disable=broad-except
+                result["error"] = err
+
+        thread = threading.Thread(target=run, name="saltops-cmdb-event", daemon=True)
+        thread.start()
+        thread.join(FIRE_TIMEOUT)
+        if "error" in result:
+            raise result["error"]
+        return result.get("ok", False)
+
+    return fire

@@ -1,0 +1,61 @@
+"""Watch a CMDB outage to its end, even when no pillar is rendered.
+
+The external pillar notices an outage when it renders, and its end at the next
+render.  With ``pillar_cache`` on, the master answers from its cache and may
+render nothing for a long time, so the end of the outage would go unannounced
+and minions would keep their stale (or failed) pillar.  This engine checks,
+every ``interval`` seconds, whether an outage is open (one ``stat`` of the
+marker file) and, only then, whether the database answers; when it does it
+fires ``saltops/cmdb/recovered`` (once for the whole master), which
+``reactor/cmdb_recovered.sls`` turns into a pillar refresh of every minion.
+
+Master config::
+
+    engines:
+      - saltops_cmdb_watch:
+          interval: 10
+"""
+
+import logging
+import time
+
+try:
+    from saltops import config as _config
+    from saltops.cmdb import outage as _outage
+    from saltops.cmdb import snapshot as _snapshot
+
+    _IMPORT_ERROR = None
+except Exception as _err:  # pylint: disable=broad-except
+    _IMPORT_ERROR = _err
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "saltops_cmdb_watch"
+
+
+def __virtual__():
+    if _IMPORT_ERROR is not None:
+        return False, f"saltops_cmdb_watch: importing the saltops package failed: {_IMPORT_ERROR!r}"
+    return __virtualname__
+
+
+def start(interval=10):
+    """Run the watch loop (Salt starts it in its own process)."""
+    try:
+        interval = float(interval)
+    except (TypeError, ValueError):
+        interval = 0
+    if interval <= 0:
+        log.error("saltops_cmdb_watch: interval must be a positive number of seconds, using 10")
+        interval = 10.0
+    conf = _config.load(__opts__)  # noqa: F821
+    cache = _snapshot.cache_for(conf, fire=_outage.master_fire(__opts__))  # noqa: F821
+    log.info("saltops_cmdb_watch: checking for CMDB outages every %ss", interval)
+    while True:
+        try:
+            result = cache.probe()
+            if result == "recovered":
+                log.warning("saltops_cmdb_watch: the CMDB database is back; announced saltops/cmdb/recovered")
+        except Exception:  # pylint: disable=broad-except
+            log.exception("saltops_cmdb_watch: outage check failed")
+        time.sleep(interval)
