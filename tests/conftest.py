@@ -12,7 +12,8 @@ Daemons (session scope; a test that asks for one starts it once)
   salt_master        the master (``saltops-master``); its CMDB is ``saltops_db_url``,
                      seeded with the lab's demo hosts before the master starts
   salt_minions       ``{minion id: factory}`` for the three minions, whose ids are
-                     CMDB hostnames: web01/lb01/db01.lab.saltops (``MINION_IDS``)
+                     CMDB hostnames: web01/lb01/db01.lab.saltops (``MINION_IDS``),
+                     with SaltOps' execution modules synced (saltutil.sync_modules)
   salt_api           salt-api attached to ``salt_master``
   saltops_master_factory(master_id, db_url=None, extra=None)
                      an un-started master configured the same way, for tests that
@@ -182,6 +183,9 @@ def salt_minions(salt_master):
         for factory in factories.values():
             factory.start(start_timeout=120)
             started.append(factory)
+        # Like the lab: SaltOps' execution modules (salt://_modules) on every minion.
+        ret = salt_master.salt_cli(timeout=120).run("saltutil.sync_modules", minion_tgt="*")
+        assert ret.returncode == 0, ret
         yield factories
     finally:
         for factory in reversed(started):

@@ -152,6 +152,7 @@ class Lab:
                 if name == "api":
                     self._wait_ports([ports["api"]], "salt-api", lay.log_dir / "api.log", pid, pidfile)
             self._wait_minions()
+            self.sync_modules()
             state["started_at"] = state.get("started_at") if not started else time.time()
             self._write_state(state)
         result = self.status()
@@ -203,6 +204,22 @@ class Lab:
         finally:
             client.destroy()
         return {m: bool(ret.get(m)) for m in self.layout.minion_ids}
+
+    def sync_modules(self):
+        """Bring SaltOps' execution modules (salt://_modules) to the lab minions."""
+        import salt.client
+
+        client = salt.client.LocalClient(c_path=str(self.layout.master_conf))
+        try:
+            ret = client.cmd(
+                list(self.layout.minion_ids), "saltutil.sync_modules", tgt_type="list", timeout=60
+            )
+        finally:
+            client.destroy()
+        failed = [m for m in self.layout.minion_ids if not isinstance(ret.get(m), list)]
+        if failed:
+            raise LabError(f"saltutil.sync_modules failed on {failed}: {ret}")
+        return ret
 
     def down(self):
         """Stop the daemons the lab started (minions and salt-api first, the master last)."""

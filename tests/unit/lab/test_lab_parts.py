@@ -1,0 +1,139 @@
+"""The lab's parts that need no Salt daemon: layout, users, pid ownership, process stop."""
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from saltops.lab import config as labconfig
+from saltops.lab import control, daemons, demo, users
+
+
+def test_layout_uses_absolute_paths_under_the_lab(tmp_path):
+    lay = labconfig.Layout(tmp_path / "lab")
+    ports = {"publish": 41001, "ret": 41002, "api": 41003}
+    master = lay.master_config(ports)
+    assert master["root_dir"] == "/"
+    for key in ("pki_dir", "cachedir", "pidfile", "api_pidfile", "log_file", "token_dir"):
+        assert master[key].startswith(str(lay.dir) + "/"), key
+    assert master["sock_dir"].startswith(str(lay.sock_root))
+    assert master["interface"] == "127.0.0.1"
+    assert (master["publish_port"], master["ret_port"]) == (41001, 41002)
+    assert master["rest_cherrypy"] == {"host": "127.0.0.1", "port": 41003, "disable_ssl": True}
+    assert master["saltops"]["db_url"] == f"sqlite:///{lay.dir / 'saltops.db'}"
+    assert master["external_auth"]["file"]["^filename"] == str(lay.users_file)
+    assert master["auto_accept"] is True and master["open_mode"] is False
+    minion = lay.minion_config(demo.WEB, ports)
+    assert minion["id"] == demo.WEB and minion["master_port"] == 41002
+    assert minion["pki_dir"] != master["pki_dir"]
+
+
+def test_short_lab_keeps_sockets_inside():
+    short = Path("/tmp/lab-x")
+    assert labconfig.sock_root_for(short) == short / "run" / "sock"
+
+
+def test_long_lab_path_puts_sockets_under_tmp(tmp_path):
+    deep = tmp_path / ("x" * 60) / ("y" * 40)
+    root = labconfig.sock_root_for(deep)
+    assert str(root).startswith("/tmp/saltops-lab-")
+    assert root == labconfig.sock_root_for(deep), "the same lab must always get the same socket dir"
+    assert root != labconfig.sock_root_for(tmp_path / ("z" * 100))
+    longest = str(root / demo.MINION_IDS[0] / ("s" * 45))
+    assert len(longest) <= 107
+
+
+def test_users_file_is_private_and_kept(tmp_path):
+    path = tmp_path / "users"
+    first = users.ensure_users_file(path)
+    assert set(first) == set(users.ACLS)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert users.read_users_file(path) == first
+    assert users.ensure_users_file(path) == first, "up must not change existing passwords"
+    assert len(set(first.values())) == len(first)
+
+
+def test_missing_user_is_added_without_touching_the_others(tmp_path):
+    path = tmp_path / "users"
+    users.write_users_file(path, {"ops": "keep-me"})
+    out = users.ensure_users_file(path)
+    assert out["ops"] == "keep-me" and set(out) == set(users.ACLS)
+
+
+def test_external_auth_block():
+    block = users.external_auth("/x/users")["file"]
+    assert block["^filename"] == "/x/users"
+    assert block["^filetype"] == "text" and block["^hashtype"] == "plaintext"
+    assert block["viewer"] == [{"@runner": ["cmdb.list", "cmdb.show", "cmdb.targets", "cmdb.history"]}]
+    assert block["deployer"] == [{"@runner": ["deploy.*"]}]
+    assert "@wheel" in block["ops"]
+
+
+def test_lab_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(control.ENV_DIR, raising=False)
+    assert control.resolve_dir() == tmp_path / ".lab"
+    monkeypatch.setenv(control.ENV_DIR, str(tmp_path / "env"))
+    assert control.resolve_dir() == tmp_path / "env"
+    assert control.resolve_dir(tmp_path / "opt") == tmp_path / "opt"
+
+
+def test_status_of_a_lab_never_started(tmp_path):
+    status = control.Lab(tmp_path / "lab").status()
+    assert status["all_up"] is False
+    assert status["master"]["running"] is False
+    assert [m["id"] for m in status["minions"]] == list(demo.MINION_IDS)
+    assert all(m["state"] == "down" for m in status["minions"])
+
+
+def test_down_of_a_lab_never_started_stops_nothing(tmp_path):
+    assert control.Lab(tmp_path / "lab").down()["stopped"] == []
+
+
+@pytest.fixture
+def sleeper(tmp_path):
+    marker = str(tmp_path / "conf")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "-c", marker],
+        start_new_session=True,
+    )
+    yield proc, marker
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_owned_pid_needs_the_marker_as_a_whole_word(tmp_path, sleeper):
+    proc, marker = sleeper
+    pidfile = tmp_path / "p.pid"
+    pidfile.write_text(str(proc.pid))
+    time.sleep(0.2)
+    assert daemons.owned_pid(pidfile, marker) == proc.pid
+    assert daemons.owned_pid(pidfile, marker + "/minions/x") is None
+    assert daemons.owned_pid(pidfile, str(tmp_path)) is None
+
+
+def test_stale_or_foreign_pid_files_are_ignored(tmp_path):
+    pidfile = tmp_path / "p.pid"
+    assert daemons.owned_pid(pidfile, "x") is None
+    pidfile.write_text("not a pid")
+    assert daemons.owned_pid(pidfile, "x") is None
+    # This test process is alive but is not a lab daemon.
+    pidfile.write_text(str(os.getpid()))
+    assert daemons.owned_pid(pidfile, str(tmp_path / "conf")) is None
+
+
+def test_stop_ends_the_process_group(sleeper):
+    proc, _marker = sleeper
+    daemons.stop([proc.pid], timeout=10)
+    assert proc.wait(timeout=5) is not None
+
+
+def test_free_port_is_bindable():
+    port = daemons.free_port()
+    assert daemons.port_free(port)
+    assert not daemons.port_open(port)
