@@ -150,6 +150,7 @@ class Evaluator:
             alert.last_seen = ts
             alert.value = numeric
             if alert.state == PENDING and ts - alert.active_since >= rule.for_:
+                alert.annotations = self._annotations(rule, alert.labels, numeric)
                 self._fire(alert, ts)
             self.changed[fp] = alert
         elif alert is not None:
@@ -168,9 +169,7 @@ class Evaluator:
         labels["alertname"] = rule.name
         labels["host"] = host
         labels["severity"] = rule.severity
-        values = dict(labels)
-        values["value"] = value if value is not None else ""
-        annotations = {name: render(text, values) for name, text in rule.annotations.items()}
+        annotations = self._annotations(rule, labels, value)
         alert = Alert(fp, rule.name, source, labels, annotations, PENDING, ts, for_=rule.for_,
                       resolve_after=rule.resolve_after or self.ruleset.resolve_after, value=value,
                       active_since=ts)
@@ -182,6 +181,14 @@ class Evaluator:
         self.changed[fp] = alert
         self.transitions.append((alert, PENDING, ts))
         return alert
+
+    @staticmethod
+    def _annotations(rule, labels, value):
+        if not rule.annotations:
+            return {}
+        values = dict(labels)
+        values["value"] = value if value is not None else ""
+        return {name: render(text, values) for name, text in rule.annotations.items()}
 
     def _fire(self, alert, ts):
         alert.state = FIRING

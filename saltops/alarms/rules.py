@@ -30,8 +30,11 @@ NUMERIC_OPS = (">", ">=", "<", "<=")
 RESERVED_LABELS = ("alertname", "host", "severity")
 _RULE_KEYS = {
     "name", "event", "beacon", "tag", "field", "op", "threshold", "where", "key", "key_from_tag",
-    "for", "resolve_after", "absent_for", "severity", "labels", "annotations",
+    "for", "resolve_after", "absent_for", "severity", "labels", "annotations", "remediate",
 }
+# What `alarm.remediate` may run on the alarm's host (the reactor calls it with a fingerprint only).
+REMEDIATIONS = ("service.restart", "service.start", "supervisord.restart", "supervisord.start", "state.apply")
+SAFE_ARG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
 _ROUTE_KEYS = {"receiver", "group_by", "group_wait", "group_interval", "repeat_interval", "matchers",
                "routes", "continue"}
 _TOP_KEYS = {"defaults", "rules", "route", "receivers", "inhibit_rules"}
@@ -55,7 +58,9 @@ class Rule:
         if self._compare is None:
             return True
         if self.op in NUMERIC_OPS:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool):
+                return None
+            if not isinstance(value, (int, float)):
                 try:
                     value = float(value)
                 except (TypeError, ValueError):
@@ -244,7 +249,23 @@ def _rule(raw, idx, problems, resolve_after):
             problems.append(f"{where}: an absent rule takes no field/where/key")
     elif res is not None and res <= 0:
         problems.append(f"{where}.resolve_after: must be positive")
+    remediate = raw.get("remediate")
+    if remediate is not None:
+        if not isinstance(remediate, dict) or remediate.get("function") not in REMEDIATIONS:
+            problems.append(f"{where}.remediate: a mapping with function one of {list(REMEDIATIONS)}")
+            remediate = None
+        else:
+            args = remediate.get("args") or []
+            if not isinstance(args, list) or not all(isinstance(a, str) and SAFE_ARG.match(a) for a in args):
+                problems.append(f"{where}.remediate.args: a list of plain words (letters, digits, _.@:-)")
+            arg_label = remediate.get("arg_label")
+            if arg_label is not None and (not isinstance(arg_label, str) or not LABEL_NAME.match(arg_label)):
+                problems.append(f"{where}.remediate.arg_label: a label name")
+            extra = set(remediate) - {"function", "args", "arg_label"}
+            if extra:
+                problems.append(f"{where}.remediate: unknown keys {sorted(extra)}")
     return Rule(
+        remediate=remediate,
         name=name, event=event, beacon=beacon, tag=tag, field=field, op=op, threshold=threshold,
         where=where_m, key=key_labels, key_from_tag=key_from_tag, for_=for_s, resolve_after=res,
         absent_for=absent_for, severity=severity, labels=labels, annotations=dict(annotations),
@@ -372,7 +393,7 @@ def parse(data, channels=None, source=None):
             continue
         src = check_matchers(raw.get("source_matchers"), f"{where}.source_matchers", problems)
         tgt = check_matchers(raw.get("target_matchers"), f"{where}.target_matchers", problems)
-        if not src or not tgt:
+        if not raw.get("source_matchers") or not raw.get("target_matchers"):
             problems.append(f"{where}: source_matchers and target_matchers are both required")
         equal = _str_list(raw.get("equal"), f"{where}.equal", problems, label_names=True)
         inhibit.append(InhibitRule(src, tgt, equal))
