@@ -46,21 +46,35 @@ def _safe_url(url):
         return "<unparsable db_url>"
 
 
+def _failed(exc):
+    """Mark the call failed for Salt (``success: False`` through RunnerClient and salt-api) and return ``exc``.
+
+    A ``SaltInvocationError`` is a ``TypeError``, which Salt's runner client
+    reports as "Passed invalid arguments" without failing the job; the retcode
+    in ``__context__`` is what marks it failed.
+    """
+    __context__["retcode"] = 1  # noqa: F821
+    return exc
+
+
 def _context():
+    __context__["retcode"] = 0  # noqa: F821
     try:
         conf = saltops_config.load(__opts__)  # noqa: F821
     except ConfigError as err:
-        raise CommandExecutionError(f"SaltOps configuration is invalid: {err}") from None
+        raise _failed(CommandExecutionError(f"SaltOps configuration is invalid: {err}")) from None
     try:
         store = get_store(conf["db_url"], conf["db_options"])
     except StoreUnavailable as err:
-        raise CommandExecutionError(
-            f"the CMDB database {_safe_url(conf['db_url'])} is unavailable: {err}"
+        raise _failed(
+            CommandExecutionError(f"the CMDB database {_safe_url(conf['db_url'])} is unavailable: {err}")
         ) from None
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError, RuntimeError) as err:
         # A wrong URL, a missing driver, an unwritable SQLite directory, a stuck migration.
-        raise CommandExecutionError(
-            f"the CMDB database {_safe_url(conf['db_url'])} cannot be used: {type(err).__name__}: {err}"
+        raise _failed(
+            CommandExecutionError(
+                f"the CMDB database {_safe_url(conf['db_url'])} cannot be used: {type(err).__name__}: {err}"
+            )
         ) from None
     return conf, store
 
@@ -70,13 +84,15 @@ def _call(func, *args, **kwargs):
     try:
         return func(*args, **kwargs)
     except ValidationError as err:
-        raise SaltInvocationError(str(err)) from None
+        raise _failed(SaltInvocationError(str(err))) from None
     except NotFound as err:
-        raise CommandExecutionError(str(err)) from None
+        raise _failed(CommandExecutionError(str(err))) from None
     except StoreUnavailable as err:
-        raise CommandExecutionError(f"the CMDB database is unavailable; nothing was changed: {err}") from None
+        raise _failed(
+            CommandExecutionError(f"the CMDB database is unavailable; nothing was changed: {err}")
+        ) from None
     except SaltOpsError as err:
-        raise CommandExecutionError(str(err)) from None
+        raise _failed(CommandExecutionError(str(err))) from None
 
 
 def _actor():
@@ -326,7 +342,9 @@ def _local_client():
     try:
         return salt.client.get_local_client(mopts=__opts__)  # noqa: F821
     except SaltClientError as err:
-        raise CommandExecutionError(f"cannot reach the Salt master to talk to minions: {err}") from None
+        raise _failed(
+            CommandExecutionError(f"cannot reach the Salt master to talk to minions: {err}")
+        ) from None
 
 
 def drift(timeout=None):
@@ -355,9 +373,9 @@ def drift(timeout=None):
     try:
         timeout = int(timeout if timeout is not None else conf["cmdb"]["drift_timeout"])
     except (TypeError, ValueError):
-        raise SaltInvocationError(f"timeout={timeout!r} is not a number of seconds") from None
+        raise _failed(SaltInvocationError(f"timeout={timeout!r} is not a number of seconds")) from None
     if not 1 <= timeout <= 600:
-        raise SaltInvocationError("timeout must be between 1 and 600 seconds")
+        raise _failed(SaltInvocationError("timeout must be between 1 and 600 seconds"))
     records = _call(api.list_hosts, store, {})
     listed = salt.key.get_key(__opts__).list_keys()  # noqa: F821
     keys = {
@@ -380,7 +398,9 @@ def drift(timeout=None):
                 gather_job_timeout=timeout,
             )
         except SaltClientError as err:
-            raise CommandExecutionError(f"could not ask the minions for their grains: {err}") from None
+            raise _failed(
+                CommandExecutionError(f"could not ask the minions for their grains: {err}")
+            ) from None
     return cmdb_drift.compare(records, keys, answers or {}, probe)
 
 
@@ -403,6 +423,10 @@ def refresh(version, wait=False, timeout=10):
         salt-run cmdb.refresh version=42 wait=True
     """
     conf, store = _context()
+    try:
+        timeout = int(timeout)
+    except (TypeError, ValueError):
+        raise _failed(SaltInvocationError(f"timeout={timeout!r} is not a number of seconds")) from None
     found = _call(api.refresh_targets, store, conf, version)
     names = sorted(set(found["hosts"]) | set(found["balancers"]))
     result = {
@@ -418,7 +442,7 @@ def refresh(version, wait=False, timeout=10):
     client = _local_client()
     try:
         if wait:
-            returns = client.cmd(tgt, "saltutil.refresh_pillar", tgt_type=tgt_type, timeout=int(timeout))
+            returns = client.cmd(tgt, "saltutil.refresh_pillar", tgt_type=tgt_type, timeout=timeout)
             result["refreshed"] = sorted(m for m, ret in returns.items() if ret is True)
             result["failed"] = sorted(m for m, ret in returns.items() if ret is not True)
             result["no_answer"] = sorted(set(names) - set(returns)) if not found["all"] else []
@@ -426,5 +450,5 @@ def refresh(version, wait=False, timeout=10):
         else:
             result["jid"] = client.cmd_async(tgt, "saltutil.refresh_pillar", tgt_type=tgt_type) or None
     except SaltClientError as err:
-        raise CommandExecutionError(f"could not publish saltutil.refresh_pillar: {err}") from None
+        raise _failed(CommandExecutionError(f"could not publish saltutil.refresh_pillar: {err}")) from None
     return result
