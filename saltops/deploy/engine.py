@@ -391,7 +391,7 @@ class Driver:
                 return
             if failed:
                 # Tolerated failures: put those hosts back on their previous release now.
-                self._rollback_hosts(self._hosts(machine.NEEDS_ROLLBACK, batch=number))
+                self._rollback_hosts(self._hosts([machine.H_FAILED, machine.H_UNREACHABLE], batch=number))
             pause = batch["kind"] == "canary" and self.opts["pause"] and number + 1 < len(plan)
             with self.store.begin() as conn:
                 self.run = history.set_status(

@@ -1,0 +1,347 @@
+"""The deploy engine driving the real minion module (through Salt's loader) on a real database.
+
+Each "host" is a CMDB record whose app settings give it its own folder and
+port on this machine; the executor runs ``saltops_release`` for it through
+``salt.client.Caller``.  Daemons and the network path are covered by
+tests/integration/deploy.
+"""
+
+import os
+
+import deploy_appkit as kit
+import pytest
+import sqlalchemy as sa
+
+from saltops import config
+from saltops.cmdb import repo
+from saltops.cmdb.model import Rules
+from saltops.deploy import config as dconfig
+from saltops.deploy import engine, history, lock
+from saltops.deploy.executor import normalise
+from saltops.deploy.schema import runs
+from saltops.errors import Conflict, NotFound
+from saltops.store import outbox
+from saltops.store.engine import Store
+from saltops.store.schema import event_outbox
+
+
+class CallerExecutor:
+    """Runs each host's call through the Caller; hosts in ``down`` do not answer."""
+
+    def __init__(self, caller):
+        self.caller = caller
+        self.down = set()
+        self.calls = []
+
+    def call(self, fun, hostnames, args, settings_by_host, timeout):
+        out = {}
+        for name in hostnames:
+            self.calls.append((fun, name))
+            if name in self.down:
+                out[name] = None
+                continue
+            try:
+                out[name] = normalise(self.caller.cmd(fun, *args, settings=settings_by_host[name]))
+            except Exception as err:  # noqa: BLE001 - Salt returns errors as text, like a minion
+                out[name] = normalise(f"ERROR: {err}")
+        return out
+
+    def run_plain(self, hostnames, fun, args, timeout):
+        return {name: self.caller.cmd(fun, *args) for name in hostnames}
+
+
+HOSTS = [
+    ("w1.deploy.test", "bj-idc1", ["telecom"]),
+    ("w2.deploy.test", "bj-idc1", ["unicom"]),
+    ("w3.deploy.test", "sh-idc1", ["telecom"]),
+    ("w4.deploy.test", "sh-idc1", ["unicom"]),
+]
+
+
+@pytest.fixture
+def env(workdir, artifacts, caller, request):
+    base = os.path.join(workdir, "engine", request.node.name[:40])
+    os.makedirs(base)
+    store = Store(f"sqlite:///{base}/saltops.db")
+    store.migrate()
+    conf = config.load({})
+    records = []
+    for name, idc, lines in HOSTS:
+        slots = {"blue": {"port": kit.free_port()}, "green": {"port": kit.free_port()}}
+        settings = kit.app_settings(os.path.join(base, name), kit.free_port(), slots=slots, keep=2)
+        settings["health_retries"] = 5
+        records.append(
+            {
+                "hostname": name,
+                "ip": "10.0.0.1",
+                "lines": {line: "10.0.0.1" for line in lines},
+                "roles": ["web"],
+                "platform": "Debian-12",
+                "machine_type": "vm",
+                "idc": idc,
+                "env": "test",
+                "status": "online",
+                "owner": "web-team",
+                "apps": {"shop": settings},
+            }
+        )
+    # Hosts a deploy must leave alone: offline, another env, another app.
+    other = dict(records[0], hostname="off.deploy.test", status="offline")
+    staging = dict(records[0], hostname="stg.deploy.test", env="staging")
+    noapp = dict(records[0], hostname="db.deploy.test", apps={"db": {}})
+    repo.write(store, "tester", records + [other, staging, noapp], rules=Rules.from_config(conf))
+
+    class Env:
+        pass
+
+    e = Env()
+    e.store, e.conf, e.records = store, conf, {r["hostname"]: r for r in records}
+    e.dconf = dconfig.load({"deploy": {"batch_size": 2, "max_share": 0.5, "heartbeat_interval": 1}})
+    e.executor = CallerExecutor(caller)
+    e.fired = []
+    e.progress = []
+
+    def deploy(version, broken=False, sha=None, actor="alice", **overrides):
+        path, digest = kit.build_artifact(artifacts.directory, version, broken=broken)
+        request = engine.validate_request("shop", "test", version, artifacts.url(path), sha or digest)
+        deploy_id = engine.start(store, e.dconf, request, actor, overrides)
+        return run(deploy_id)
+
+    def run(deploy_id):
+        driver = engine.Driver(
+            store,
+            e.dconf,
+            deploy_id,
+            e.executor,
+            lambda t, d: e.fired.append((t, d)),
+            lambda p, d: e.progress.append((p, d)),
+        )
+        return driver.execute()
+
+    def serving(name, port=None):
+        return kit.get(f"http://127.0.0.1:{port or e.records[name]['apps']['shop']['port']}/healthz")
+
+    e.deploy, e.run, e.serving = deploy, run, serving
+    yield e
+    kit.stop_apps(base)
+    store.dispose()
+
+
+def _phases(e, deploy_id):
+    return [d["phase"] for t, d in e.fired if t.startswith(f"saltops/deploy/{deploy_id}/")]
+
+
+def test_rolling_deploy_and_history(env):
+    first = env.deploy("1.0")
+    assert first["status"] == "succeeded", first
+    second = env.deploy("2.0", actor="bob")
+    assert second["status"] == "succeeded", second
+    for name in env.records:
+        assert env.serving(name) == (200, "ok 2.0")
+    # Only the online hosts of the env running the app.
+    assert sorted(second["hosts"]) == sorted(env.records)
+    assert all(h["previous_version"] == "1.0" and h["status"] == "switched" for h in second["hosts"].values())
+    assert [b["status"] for b in second["batches"]] == ["done", "done"]
+    # Batches mix IDCs and lines: max_share 0.5 of 2 hosts per group = 1 per batch.
+    for batch in second["batches"]:
+        idcs = {env.records[h]["idc"] for h in batch["hosts"]}
+        assert idcs == {"bj-idc1", "sh-idc1"}
+    assert second["actor"] == "bob"
+    assert _phases(env, second["id"]) == [
+        "created",
+        "staging",
+        "switching",
+        "batch",
+        "switching",
+        "batch",
+        "switching",
+        "succeeded",
+    ]
+    assert outbox.pending_count(env.store) == 0
+    with env.store.connect() as conn:
+        listed = history.list_runs(conn, app="shop", env="test")
+        assert [r["version"] for r in listed] == ["2.0", "1.0"]
+        assert lock.holder(conn, "shop", "test") is None
+    phases = [p for p, _ in env.progress]
+    assert "batch" in phases and phases[-1] == "succeeded"
+
+
+def test_bad_checksum_switches_nothing(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    result = env.deploy("2.0", sha="f" * 64)
+    assert result["status"] == "failed"
+    assert "checksum mismatch on 4 host(s)" in result["error"] and "nothing was switched" in result["error"]
+    assert set(result["hosts_by_status"]) == {"stage_failed"}
+    assert not any(fun.endswith(".switch") for fun, _ in env.executor.calls[-4:])
+    for name in env.records:
+        assert env.serving(name) == (200, "ok 1.0")
+    with env.store.connect() as conn:
+        assert lock.holder(conn, "shop", "test") is None
+
+
+def test_canary_health_failure_rolls_back_the_canary_only(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    env.executor.calls.clear()
+    result = env.deploy("1.1", broken=True, strategy="canary")
+    assert result["status"] == "rolled_back", result
+    assert "canary failed" in result["error"] and "health check" in result["error"]
+    canary = result["batches"][0]["hosts"]
+    assert len(canary) == 1
+    assert result["hosts"][canary[0]]["status"] == "rolled_back"
+    switched = [h for fun, h in env.executor.calls if fun.endswith(".switch")]
+    assert switched == canary
+    for name in env.records:
+        assert env.serving(name) == (200, "ok 1.0")
+    assert [b["status"] for b in result["batches"]] == ["failed"] + ["pending"] * (len(result["batches"]) - 1)
+
+
+def test_failures_beyond_max_failures_roll_back_switched_hosts(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    # The second batch's first host does not answer.
+    plan = engine.preview(env.store, env.dconf, "shop", "test")
+    victim = plan["batches"][1]["hosts"][0]
+    env.executor.down = set()
+    original = env.executor.call
+
+    def call(fun, hostnames, args, settings_by_host, timeout):
+        env.executor.down = {victim} if fun.endswith(".switch") else set()
+        return original(fun, hostnames, args, settings_by_host, timeout)
+
+    env.executor.call = call
+    result = env.deploy("2.0")
+    assert result["status"] == "rolled_back", result
+    assert victim in result["error"] and "max_failures=0" in result["error"]
+    assert result["hosts"][victim]["status"] == "rolled_back"
+    first_batch = plan["batches"][0]["hosts"]
+    assert all(result["hosts"][h]["status"] == "rolled_back" for h in first_batch)
+    for name in env.records:
+        assert env.serving(name) == (200, "ok 1.0")
+
+
+def test_a_tolerated_failure_is_rolled_back_alone(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    plan = engine.preview(env.store, env.dconf, "shop", "test")
+    victim = plan["batches"][0]["hosts"][0]
+    original = env.executor.call
+
+    def call(fun, hostnames, args, settings_by_host, timeout):
+        env.executor.down = {victim} if fun.endswith(".switch") else set()
+        return original(fun, hostnames, args, settings_by_host, timeout)
+
+    env.executor.call = call
+    result = env.deploy("2.0", max_failures=1)
+    assert result["status"] == "succeeded", result["error"]
+    assert result["hosts"][victim]["status"] == "rolled_back"
+    assert env.serving(victim) == (200, "ok 1.0")
+    others = [h for h in env.records if h != victim]
+    assert all(env.serving(h) == (200, "ok 2.0") for h in others)
+
+
+def test_pause_resume_and_the_lock(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    paused = env.deploy("2.0", strategy="canary", pause=True)
+    assert paused["status"] == "paused"
+    canary = paused["batches"][0]["hosts"][0]
+    assert env.serving(canary) == (200, "ok 2.0")
+    # A second deploy of the same app and env is refused while paused.
+    path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "3.0")
+    request = engine.validate_request("shop", "test", "3.0", "http://x/shop-3.0.tar.gz", digest)
+    with pytest.raises(Conflict, match=r"deploy \d+ of shop 2.0 to test is in progress \(paused"):
+        engine.start(env.store, env.dconf, request, "carol")
+    with env.store.connect() as conn:
+        assert len(history.list_runs(conn, app="shop")) == 2
+    resumed = engine.resume(env.store, env.dconf, paused["id"], env.executor)
+    assert resumed["status"] == "succeeded"
+    assert all(env.serving(h) == (200, "ok 2.0") for h in env.records)
+    with pytest.raises(Conflict, match="nothing to resume"):
+        engine.resume(env.store, env.dconf, paused["id"], env.executor)
+
+
+def test_abort_a_paused_deploy_rolls_back(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    paused = env.deploy("2.0", strategy="canary", pause=True)
+    result = engine.abort(env.store, env.dconf, paused["id"], env.executor)
+    assert result["status"] == "aborted"
+    assert all(env.serving(h) == (200, "ok 1.0") for h in env.records)
+    with env.store.connect() as conn:
+        assert lock.holder(conn, "shop", "test") is None
+
+
+def test_stale_lock_is_taken_over(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "2.0")
+    request = engine.validate_request("shop", "test", "2.0", "http://127.0.0.1:9/x.tar.gz", digest)
+    dead = engine.start(env.store, env.dconf, request, "alice")
+    with env.store.begin() as conn:
+        # Its runner died: a pid that does not exist on this host.
+        conn.execute(
+            runs.update().where(runs.c.id == dead).values(owner=lock.me().rsplit(":", 1)[0] + ":999999999")
+        )
+    assert engine.status(env.store, env.dconf, dead)["stale"] is True
+    assert engine.status(env.store, env.dconf)[0]["stale"] is True
+    result = env.deploy("2.1")
+    assert result["status"] == "succeeded"
+    with env.store.connect() as conn:
+        old = history.get_run(conn, dead)
+    assert old["status"] == "interrupted" and f"taken over by deploy {result['id']}" in old["error"]
+
+
+def test_rollback_to_a_release_no_longer_on_disk(env):
+    for version in ("1.0", "2.0", "3.0"):
+        assert env.deploy(version)["status"] == "succeeded"
+    # keep=2: 1.0 was pruned from every host.
+    for name, rec in env.records.items():
+        assert not os.path.exists(os.path.join(rec["apps"]["shop"]["base"], "shop", "releases", "1.0"))
+    target = engine.rollback_request(env.store, "shop", "test", to="1.0")
+    assert target["version"] == "1.0" and target["from_version"] == "3.0"
+    request = engine.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
+    deploy_id = engine.start(
+        env.store, env.dconf, request, "alice", kind="rollback", rollback_of=target["from_deploy"]
+    )
+    result = env.run(deploy_id)
+    assert result["status"] == "succeeded" and result["kind"] == "rollback"
+    assert all(env.serving(h) == (200, "ok 1.0") for h in env.records)
+    # Without `to`: the release before the live one.
+    assert engine.rollback_request(env.store, "shop", "test")["version"] == "3.0"
+    with pytest.raises(NotFound, match="0.1 was never deployed successfully"):
+        engine.rollback_request(env.store, "shop", "test", to="0.1")
+
+
+def test_blue_green(env):
+    first = env.deploy("1.0", strategy="blue_green")
+    assert first["status"] == "succeeded", first
+    assert first["slot"] == "blue"
+    second = env.deploy("2.0", strategy="blue_green")
+    assert second["status"] == "succeeded" and second["slot"] == "green"
+    with env.store.connect() as conn:
+        assert history.active_slots(conn, "test") == {
+            "test": {"shop": {"active": "green", "version": "2.0", "blue": "1.0", "green": "2.0"}}
+        }
+    for name, rec in env.records.items():
+        ports = rec["apps"]["shop"]["slots"]
+        assert env.serving(name, ports["blue"]["port"]) == (200, "ok 1.0")
+        assert env.serving(name, ports["green"]["port"]) == (200, "ok 2.0")
+    assert "flipped" in _phases(env, second["id"])
+
+    broken = env.deploy("3.0", broken=True, strategy="blue_green")
+    assert broken["status"] == "rolled_back"
+    assert "traffic stays on slot green" in broken["error"]
+    with env.store.connect() as conn:
+        assert history.get_slots(conn, "shop", "test")["active"] == "green"
+    for name, rec in env.records.items():
+        assert env.serving(name, rec["apps"]["shop"]["slots"]["green"]["port"]) == (200, "ok 2.0")
+
+
+def test_preview_changes_nothing(env):
+    plan = engine.preview(env.store, env.dconf, "shop", "test", {"strategy": "canary"})
+    assert plan["total"] == 4 and plan["batches"][0]["kind"] == "canary"
+    assert plan["locked_by"] is None
+    with env.store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar() == 0
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(event_outbox)).scalar() == 1
+        )  # the CMDB write
+    from saltops.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="no online host in env 'prod' runs app 'shop'"):
+        engine.preview(env.store, env.dconf, "shop", "prod")
