@@ -244,7 +244,7 @@ def test_pause_resume_and_the_lock(env):
     canary = paused["batches"][0]["hosts"][0]
     assert env.serving(canary) == (200, "ok 2.0")
     # A second deploy of the same app and env is refused while paused.
-    path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "3.0")
+    _path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "3.0")
     request = engine.validate_request("shop", "test", "3.0", "http://x/shop-3.0.tar.gz", digest)
     with pytest.raises(Conflict, match=r"deploy \d+ of shop 2.0 to test is in progress \(paused"):
         engine.start(env.store, env.dconf, request, "carol")
@@ -269,7 +269,7 @@ def test_abort_a_paused_deploy_rolls_back(env):
 
 def test_stale_lock_is_taken_over(env):
     assert env.deploy("1.0")["status"] == "succeeded"
-    path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "2.0")
+    _path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "2.0")
     request = engine.validate_request("shop", "test", "2.0", "http://127.0.0.1:9/x.tar.gz", digest)
     dead = engine.start(env.store, env.dconf, request, "alice")
     with env.store.begin() as conn:
@@ -290,7 +290,7 @@ def test_rollback_to_a_release_no_longer_on_disk(env):
     for version in ("1.0", "2.0", "3.0"):
         assert env.deploy(version)["status"] == "succeeded"
     # keep=2: 1.0 was pruned from every host.
-    for name, rec in env.records.items():
+    for rec in env.records.values():
         assert not os.path.exists(os.path.join(rec["apps"]["shop"]["base"], "shop", "releases", "1.0"))
     target = engine.rollback_request(env.store, "shop", "test", to="1.0")
     assert target["version"] == "1.0" and target["from_version"] == "3.0"
