@@ -336,13 +336,13 @@ def test_lb_without_cmdb_lb_pillar_leaves_config_alone(render):
     low = states(render, "debian12", {"cmdb": record(roles=["base", "lb"])})
     assert "/etc/haproxy/haproxy.cfg" not in files_of(low)
     fail = low["lb-config-file-test-fail-without-changes"]
-    assert fail["fun"] == "test.fail_without_changes" and "cmdb_lb:lb is missing" in fail["args"]["name"]
+    assert fail["fun"] == "test.fail_without_changes" and "cmdb_lb:lb is missing" in fail["args"]["comment"]
 
 
 def test_lb_with_too_few_backends_leaves_config_alone(render):
     low = states(render, "debian12", {"cmdb": record(roles=["base", "lb"]), "cmdb_lb": lb_pillar([])})
     assert "/etc/haproxy/haproxy.cfg" not in files_of(low)
-    assert "fewer than lb:min_backends (1)" in low["lb-config-file-test-fail-without-changes"]["args"]["name"]
+    assert "fewer than lb:min_backends (1)" in low["lb-config-file-test-fail-without-changes"]["args"]["comment"]
     # dev allows a balancer with no backend (pillar/stack/env/dev.yml): it answers 503
     low = states(render, "debian12", {"cmdb": record(roles=["base", "lb"], env="dev"),
                                       "cmdb_lb": lb_pillar([], env="dev")})

@@ -31,7 +31,8 @@ web-config-apps-file-directory:
 
 web-config-apps-test-fail-{{ name }}:
   test.fail_without_changes:
-    - name: "app {{ name }} has no `port` in the CMDB record of {{ cmdb.get('hostname', grains.id) }}: set apps:{{ name }}:port"
+    - name: saltops-app-{{ name }}
+    - comment: "app {{ name }} has no `port` in the CMDB record of {{ cmdb.get('hostname', grains.id) }}: set apps:{{ name }}:port"
 {%-   else %}
 {%-     set app_dir = web.app.root ~ "/" ~ name %}
 

@@ -19,3 +19,10 @@ web-service-clean-service-dead-nginx:
   service.dead:
     - name: {{ web.nginx.service }}
     - enable: false
+{%- if web.app.supervisor != "systemd" %}
+
+web-service-clean-service-dead-supervisor:
+  service.dead:
+    - name: {{ web.app.supervisor_service }}
+    - enable: false
+{%- endif %}
