@@ -6,7 +6,8 @@
 {%- elif not cmdb.get("known", False) %}
 {%-   do messages.append("the CMDB does not know this minion (" ~ cmdb.get("reason", "no reason given") ~ "): only the safe base was applied") %}
 {%- elif cmdb.get("status") == "decommissioned" %}
-{%-   do messages.append("this host is decommissioned in the CMDB: only the safe base was applied, roles " ~ cmdb.get("roles", []) | join(", ") ~ " were not") %}
+{%-   set roles = cmdb.get("roles", []) | join(", ") %}
+{%-   do messages.append("this host is decommissioned in the CMDB: only the safe base was applied, roles " ~ roles ~ " were not") %}
 {%- elif cmdb.get("status") == "maintenance" %}
 {%-   do messages.append("this host is in maintenance in the CMDB: its roles were applied, load balancers leave it out") %}
 {%- endif %}

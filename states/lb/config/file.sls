@@ -9,13 +9,19 @@ include:
 lb-config-file-test-fail-without-changes:
   test.fail_without_changes:
     - name: {{ lb.haproxy.config }}
-    - comment: "pillar cmdb_lb:{{ lb.cmdb_role }} is missing: the haproxy configuration was left unchanged (is this host's CMDB record given the {{ lb.cmdb_role }} role, and is the saltops_cmdb ext_pillar loaded?)"
+    - comment: >-
+        pillar cmdb_lb:{{ lb.cmdb_role }} is missing: the haproxy configuration was left
+        unchanged (is this host's CMDB record given the {{ lb.cmdb_role }} role, and is the
+        saltops_cmdb ext_pillar loaded?)
 {%- elif servers < lb.min_backends %}
 
 lb-config-file-test-fail-without-changes:
   test.fail_without_changes:
     - name: {{ lb.haproxy.config }}
-    - comment: "the CMDB gives {{ servers }} backend server(s) for {{ served.get('serves', 'this balancer') }} in env {{ served.get('env', '?') }}, fewer than lb:min_backends ({{ lb.min_backends }}): the haproxy configuration was left unchanged"
+    - comment: >-
+        the CMDB gives {{ servers }} backend server(s) for {{ served.get("serves", "this balancer") }}
+        in env {{ served.get("env", "?") }}, fewer than lb:min_backends ({{ lb.min_backends }}):
+        the haproxy configuration was left unchanged
 {%- else %}
 
 # haproxy -c checks the candidate before it replaces the file: an invalid
