@@ -70,7 +70,12 @@ class Layout:
         return self.conf_dir / "minions" / minion_id
 
     def pidfile(self, name):
+        """The pid file Salt writes for a daemon."""
         return self.run_dir / f"{name}.pid"
+
+    def record(self, name):
+        """The lab's record of the process it started for a daemon."""
+        return self.run_dir / f"{name}.lab.pid"
 
     def master_config(self, ports):
         conf = {
@@ -91,6 +96,13 @@ class Layout:
             "api_logfile": str(self.log_dir / "api.log"),
             "log_level_logfile": "info",
             "token_dir": str(self.cache_dir / "master" / "tokens"),
+            "extension_modules": str(self.cache_dir / "master" / "extmods"),
+            "syndic_dir": str(self.cache_dir / "master" / "syndics"),
+            "sqlite_queue_dir": str(self.cache_dir / "master" / "queues"),
+            "autosign_grains_dir": str(self.pki_dir / "master" / "autosign_grains"),
+            "autosign_file": str(self.pki_dir / "master" / "autosign.conf"),
+            "autoreject_file": str(self.pki_dir / "master" / "autoreject.conf"),
+            "ssh_log_file": str(self.log_dir / "ssh.log"),
             # A lab accepts its own minions; nothing but loopback can reach it.
             "open_mode": False,
             "auto_accept": True,
@@ -112,6 +124,7 @@ class Layout:
             "sock_dir": str(self.sock_root / minion_id),
             "pidfile": str(self.pidfile(minion_id)),
             "log_file": str(self.log_dir / f"{minion_id}.log"),
+            "extension_modules": str(self.cache_dir / minion_id / "extmods"),
             "log_level_logfile": "info",
             "acceptance_wait_time": 2,
             "grains": {"saltops_lab": True},

@@ -60,14 +60,19 @@ class Lab:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _daemons(self):
-        """``(name, argv, pidfile, marker)`` for every lab daemon, in start order."""
+        """``(name, argv, record, marker)`` for every lab daemon, in start order.
+
+        ``record`` is the lab's own pid file: the pid of the process ``up``
+        started, the leader of the daemon's process group (a salt-minion's pid
+        file names its worker child instead).
+        """
         lay = self.layout
         conf = str(lay.conf_dir)
         out = [
             (
                 "master",
                 [daemons.script("salt-master"), "-c", conf, "-l", "warning"],
-                lay.pidfile("master"),
+                lay.record("master"),
                 conf,
             )
         ]
@@ -77,12 +82,12 @@ class Lab:
                 (
                     minion_id,
                     [daemons.script("salt-minion"), "-c", mconf, "-l", "warning"],
-                    lay.pidfile(minion_id),
+                    lay.record(minion_id),
                     mconf,
                 )
             )
         out.append(
-            ("api", [daemons.script("salt-api"), "-c", conf, "-l", "warning"], lay.pidfile("api"), conf)
+            ("api", [daemons.script("salt-api"), "-c", conf, "-l", "warning"], lay.record("api"), conf)
         )
         return out
 
@@ -133,13 +138,16 @@ class Lab:
                 if running.get(name):
                     continue
                 log_path = lay.log_dir / f"{name}.out"
+                self._clear_leftovers(name, pidfile, marker)
                 proc = daemons.start(argv, log_path)
-                pid = daemons.wait_for_pid(proc, pidfile, marker, timeout=30)
-                if not pid:
+                Path(pidfile).write_text(str(proc.pid))
+                # Salt writes its own pid file once the daemon is set up.
+                if not daemons.wait_for_pid(proc, lay.pidfile(name), marker, timeout=30):
                     raise LabError(
                         f"{name} did not start (exit code {proc.poll()}); last lines of {log_path}:\n"
                         + daemons.tail(log_path)
                     )
+                pid = proc.pid
                 started.append(name)
                 if name == "master":
                     self._wait_ports(
@@ -158,6 +166,16 @@ class Lab:
         result = self.status()
         result["started"] = started
         return result
+
+    def _clear_leftovers(self, name, record, marker):
+        """Before (re)starting a daemon: end what is left of its last run, drop Salt's stale pid files."""
+        old = daemons.read_pid(record)
+        if old:
+            daemons.clear_group(old, marker)
+        # Salt refuses to start while its "process responsibility" file names a
+        # process that still looks alive (a killed worker waiting to be reaped).
+        self.layout.pidfile(name).unlink(missing_ok=True)
+        (self.layout.run_dir / f"process_responsibility_{name}.pid").unlink(missing_ok=True)
 
     def _wait_ports(self, ports, what, log_path, pid, pidfile):
         deadline = time.monotonic() + MASTER_START_TIMEOUT
@@ -237,8 +255,10 @@ class Lab:
                         pids[name] = pid
                 daemons.stop(pids.values())
                 stopped += list(pids)
-                for _name, _argv, pidfile, _marker in wave:
+                for name, _argv, pidfile, _marker in wave:
                     Path(pidfile).unlink(missing_ok=True)
+                    lay.pidfile(name).unlink(missing_ok=True)
+                    (lay.run_dir / f"process_responsibility_{name}.pid").unlink(missing_ok=True)
             if lay.sock_root != lay.run_dir / "sock" and lay.sock_root.is_dir():
                 shutil.rmtree(lay.sock_root, ignore_errors=True)
         return {"lab_dir": str(lay.dir), "stopped": stopped}

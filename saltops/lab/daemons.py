@@ -154,15 +154,40 @@ def _group_alive(pid, pgid):
     _reap(pid)
     if not pgid:
         return False
+    return bool(_group_members(pgid))
+
+
+def clear_group(pgid, marker, timeout=10):
+    """Kill what is left of a lab daemon's process group after its leader died.
+
+    Only processes of group ``pgid`` whose command line carries ``marker`` are
+    signalled; returns once none of them is alive (zombies count as gone).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [pid for pid in _group_members(pgid) if f" {marker} " in f" {(_cmdline(pid) or '').strip()} "]
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def _group_members(pgid):
+    members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        pid = int(entry.name)
         try:
-            if os.getpgid(int(entry.name)) == pgid and not _is_zombie(int(entry.name)):
-                return True
+            if os.getpgid(pid) == pgid and not _is_zombie(pid):
+                members.append(pid)
         except (ProcessLookupError, PermissionError):
             continue
-    return False
+    return members
 
 
 def port_open(port, host="127.0.0.1"):

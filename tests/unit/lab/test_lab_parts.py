@@ -18,7 +18,23 @@ def test_layout_uses_absolute_paths_under_the_lab(tmp_path):
     ports = {"publish": 41001, "ret": 41002, "api": 41003}
     master = lay.master_config(ports)
     assert master["root_dir"] == "/"
-    for key in ("pki_dir", "cachedir", "pidfile", "api_pidfile", "log_file", "token_dir"):
+    # Every path Salt would otherwise put under /var, /etc or /srv.
+    for key in (
+        "pki_dir",
+        "cachedir",
+        "pidfile",
+        "api_pidfile",
+        "log_file",
+        "key_logfile",
+        "token_dir",
+        "extension_modules",
+        "syndic_dir",
+        "sqlite_queue_dir",
+        "autosign_grains_dir",
+        "autosign_file",
+        "autoreject_file",
+        "ssh_log_file",
+    ):
         assert master[key].startswith(str(lay.dir) + "/"), key
     assert master["sock_dir"].startswith(str(lay.sock_root))
     assert master["interface"] == "127.0.0.1"
@@ -30,6 +46,8 @@ def test_layout_uses_absolute_paths_under_the_lab(tmp_path):
     minion = lay.minion_config(demo.WEB, ports)
     assert minion["id"] == demo.WEB and minion["master_port"] == 41002
     assert minion["pki_dir"] != master["pki_dir"]
+    for key in ("pki_dir", "cachedir", "pidfile", "log_file", "extension_modules"):
+        assert minion[key].startswith(str(lay.dir) + "/"), key
 
 
 def test_short_lab_keeps_sockets_inside():
