@@ -66,7 +66,9 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
             "configure it under 'saltops:cmdb' in the master config"
         )
     try:
-        conf = _config.load(__opts__)
+        # Only the two keys config.load reads: Salt's opts mapping is large and
+        # slow to test for truth (its len() walks every key).
+        conf = _config.load({"saltops": __opts__.get("saltops"), "cachedir": __opts__.get("cachedir")})
         cache = _snapshot.cache_for(conf, fire=_outage.master_fire(__opts__))
         view = cache.current()
     except SaltOpsError as err:

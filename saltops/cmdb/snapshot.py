@@ -68,6 +68,8 @@ DEFAULTS = {
     "persist_interval": 60,
 }
 
+VERSION_SQL = "SELECT value FROM saltops_meta WHERE name = 'cmdb_version'"
+
 # Errors that mean "the database cannot be read right now".
 DB_ERRORS = (sa.exc.SQLAlchemyError, StoreUnavailable, OSError)
 
@@ -299,29 +301,54 @@ class SnapshotCache:
 
     # -- database access ---------------------------------------------------
 
+    def _store(self):
+        """The shared store (schema migrated once per process): used to (re)load data."""
+        store = get_store(self.db_url, self.db_options, migrate=self.migrate)
+        self._migrated = True
+        return store
+
     def _get_engine(self):
         if self._engine is None:
-            if self.migrate and not self._migrated:
-                # The shared store migrates the schema once per process.
-                get_store(self.db_url, self.db_options)
-                self._migrated = True
-            # A pool of our own without pre-ping: a render costs exactly one
-            # query; a connection that died in the pool is retried once below.
+            if not self._migrated:
+                self._store()
+            # A small pool of our own for the version check: autocommit and no
+            # reset-on-return or pre-ping, so a check is exactly one round trip.
             options = dict(self.db_options)
-            options["pool_pre_ping"] = False
+            options.update(pool_pre_ping=False, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
             self._engine = make_engine(self.db_url, options)
         return self._engine
 
-    def _query(self, work):
-        """Run ``work(conn)`` in one transaction, retrying once on a dead pooled connection."""
+    def _version(self):
+        """The CMDB version counter: one query on a pooled connection.
+
+        A pooled connection that died (server restart, idle timeout) is
+        dropped and the query retried once on a new one, so a restart of the
+        database does not make a render stale.
+        """
+        engine = self._get_engine()
+        dbapi_error = engine.dialect.loaded_dbapi.Error
         for attempt in (1, 2):
             try:
-                with self._get_engine().connect() as conn:
-                    return work(conn)
-            except sa.exc.DBAPIError as err:
-                if attempt == 1 and err.connection_invalidated:
+                raw = engine.raw_connection()
+            except dbapi_error as err:
+                # Connecting failed: the server is not there (no retry needed).
+                raise StoreUnavailable(f"database unavailable: {err}") from err
+            try:
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(VERSION_SQL)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except dbapi_error as err:
+                raw.invalidate()
+                if attempt == 1:
                     continue
-                raise
+                raise StoreUnavailable(f"database unavailable: {err}") from err
+            raw.close()
+            if row is None:
+                raise StoreUnavailable("the CMDB version counter (saltops_meta.cmdb_version) is missing")
+            return int(row[0])
         raise AssertionError("unreachable")
 
     def _refresh(self, conn):
@@ -355,7 +382,12 @@ class SnapshotCache:
                 return self._stale_view()
             self.stats["checks"] += 1
             try:
-                self._query(self._refresh)
+                version = self._version()
+                snap = self._snapshot
+                if snap is None or snap.source != "database" or version != snap.version:
+                    # Versions and rows are read again in one transaction.
+                    with self._store().connect() as conn:
+                        self._refresh(conn)
             except DB_ERRORS as err:
                 return self._failed(now, err)
             self._succeeded(now)
@@ -373,7 +405,7 @@ class SnapshotCache:
                 return "ok"
             now = self.clock()
             try:
-                version = self._query(repo.current_version)
+                version = self._version()
             except DB_ERRORS as err:
                 self.stats["failures"] += 1
                 self.marker.failed(now, err, self.event_interval, self.fire)
