@@ -53,6 +53,7 @@ Tests that change the shared CMDB must use their own hostnames or put back
 what they changed: the master and its database live for the whole session.
 """
 
+import logging
 import os
 import shutil
 import sys
@@ -79,6 +80,15 @@ def pytest_addoption(parser):
         default=os.environ.get("SALTOPS_TEST_DB", "sqlite"),
         help="database of the shared test master's CMDB (default: sqlite; env SALTOPS_TEST_DB)",
     )
+
+
+def pytest_unconfigure(config):
+    # Salt's deferred console log handler (fed by pytest-salt-factories' log
+    # server) keeps the stderr pytest had captured at start-up and flushes it at
+    # exit, after pytest closed it: "ValueError: I/O operation on closed file".
+    for handler in logging.root.handlers:
+        if type(handler).__name__ == "DeferredStreamHandler":
+            handler.setStream(sys.__stderr__)
 
 
 # --------------------------------------------------------------------------- paths
