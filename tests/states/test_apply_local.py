@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from states_saltlocal import salt_call, state_results, write_config
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +34,9 @@ HAPROXY_CFG = Path("/etc/haproxy/haproxy.cfg")
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="applying states for real needs root"),
+    pytest.mark.skipif(
+        not hasattr(os, "geteuid") or os.geteuid() != 0, reason="applying states for real needs root"
+    ),
     pytest.mark.skipif(shutil.which("apt-get") is None, reason="no apt-get: the local apply targets Debian"),
 ]
 
@@ -70,15 +71,22 @@ def lab(tmp_path_factory):
     conf = write_config(root, pillar["cmdb"]["hostname"], pillar, extra=extra)
     pillar_file = root / "pillar" / "fabricated.sls"
 
-    update = subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, timeout=600, check=False)
+    update = subprocess.run(
+        ["apt-get", "update", "-qq"], capture_output=True, text=True, timeout=600, check=False
+    )
     assert update.returncode == 0, update.stderr
 
     started = time.monotonic()
     first = salt_call(conf, "state.apply")
     first_seconds = time.monotonic() - started
     try:
-        yield {"conf": conf, "pillar": pillar, "pillar_file": pillar_file, "first": first,
-               "first_seconds": first_seconds}
+        yield {
+            "conf": conf,
+            "pillar": pillar,
+            "pillar_file": pillar_file,
+            "first": first,
+            "first_seconds": first_seconds,
+        }
     finally:
         # Stop what the apply started.  Not through the service clean twins: they
         # also disable start at boot, which Salt's debian_service cannot undo on a
@@ -98,12 +106,18 @@ def test_first_apply_succeeds(lab):
     assert code == 0 and ret, output[-5000:]
     assert not _failed(ret)
     results = state_results(ret)
-    for sid in ("base-package-install-pkg-installed", "web-config-vhosts-file-managed-shop",
-                "lb-config-file-file-managed", "lb-service-running-service-running"):
+    for sid in (
+        "base-package-install-pkg-installed",
+        "web-config-vhosts-file-managed-shop",
+        "lb-config-file-file-managed",
+        "lb-service-running-service-running",
+    ):
         assert sid in results, sid
     slowest = sorted(results.items(), key=lambda item: -item[1].get("duration", 0))[:5]
-    print(f"first apply: {lab['first_seconds']:.1f}s, {len(results)} states; slowest:",
-          ", ".join(f"{sid} {r.get('duration', 0) / 1000:.1f}s" for sid, r in slowest))
+    print(
+        f"first apply: {lab['first_seconds']:.1f}s, {len(results)} states; slowest:",
+        ", ".join(f"{sid} {r.get('duration', 0) / 1000:.1f}s" for sid, r in slowest),
+    )
 
 
 def test_second_apply_changes_nothing(lab):
@@ -117,9 +131,24 @@ def test_second_apply_changes_nothing(lab):
 def run_infra(lab, *names):
     files = [str(HERE / "infra" / f"infra_{name}.py") for name in names]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--hosts=local://",
-         "--rootdir", str(HERE / "infra"), "--confcutdir", str(HERE / "infra"), *files],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--hosts=local://",
+            "--rootdir",
+            str(HERE / "infra"),
+            "--confcutdir",
+            str(HERE / "infra"),
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env=dict(os.environ, SALTOPS_INFRA_PILLAR=str(lab["pillar_file"])),
     )
     return proc
@@ -137,9 +166,19 @@ def _through_lb(lab):
     address = pillar["cmdb"]["lines"]["telecom"]
     for _ in range(20):
         proc = subprocess.run(
-            ["curl", "-fsS", "--max-time", "5", "-H", f"Host: {app['server_name']}",
-             f"http://{address}:{pillar['lb']['frontend']['port']}{app['health_url']}"],
-            capture_output=True, text=True, check=False)
+            [
+                "curl",
+                "-fsS",
+                "--max-time",
+                "5",
+                "-H",
+                f"Host: {app['server_name']}",
+                f"http://{address}:{pillar['lb']['frontend']['port']}{app['health_url']}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode == 0:
             return json.loads(proc.stdout)
         time.sleep(0.5)
@@ -159,7 +198,9 @@ def test_invalid_balancer_config_is_refused_and_old_one_keeps_serving(lab):
     results = state_results(ret)
     refused = results["lb-config-file-file-managed"]
     assert refused["result"] is False and refused["changes"] == {}
-    assert "check_cmd" in refused["comment"] or "Failed" in refused["comment"] or "haproxy" in refused["comment"]
+    assert (
+        "check_cmd" in refused["comment"] or "Failed" in refused["comment"] or "haproxy" in refused["comment"]
+    )
     assert results["lb-service-running-service-running"]["result"] is False  # no reload of a refused config
     assert _digest() == before
     assert _through_lb(lab)["app"] == "shop"
@@ -167,8 +208,12 @@ def test_invalid_balancer_config_is_refused_and_old_one_keeps_serving(lab):
 
 def test_too_few_backends_leave_config_alone(lab):
     before = _digest()
-    code, ret, output = salt_call(lab["conf"], "state.apply", "lb",
-                                  'pillar={"cmdb_lb": {"lb": {"serves": "web", "env": "lab", "backends": []}}}')
+    code, ret, _output = salt_call(
+        lab["conf"],
+        "state.apply",
+        "lb",
+        'pillar={"cmdb_lb": {"lb": {"serves": "web", "env": "lab", "backends": []}}}',
+    )
     assert code != 0
     fail = state_results(ret)["lb-config-file-test-fail-without-changes"]
     assert fail["result"] is False and "fewer than lb:min_backends" in fail["comment"]

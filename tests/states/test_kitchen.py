@@ -2,11 +2,9 @@
 Debian 12 and Rocky Linux 9, one suite per role verified by the testinfra checks."""
 
 import shlex
-from pathlib import Path
 
 import pytest
 import yaml
-
 from states_saltlocal import PILLAR, REPO, STATES
 
 ROLES = ["base", "web", "lb", "db", "cache", "monitor"]
@@ -23,7 +21,10 @@ def test_driver_and_platforms(kitchen):
     assert images == {"debian-12": "debian:12", "rockylinux-9": "rockylinux/rockylinux:9"}
     for platform in kitchen["platforms"]:
         # the containers boot systemd, as the hosts the formulas target do
-        assert "systemd" in platform["driver"]["run_command"] or platform["driver"]["run_command"] == "/usr/sbin/init"
+        assert (
+            "systemd" in platform["driver"]["run_command"]
+            or platform["driver"]["run_command"] == "/usr/sbin/init"
+        )
 
 
 def test_salt_solo_over_states_and_pillar(kitchen):

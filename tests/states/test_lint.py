@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from states_saltlocal import STATES
 
 SALT_LINT = shutil.which("salt-lint", path=str(Path(sys.executable).parent)) or shutil.which("salt-lint")

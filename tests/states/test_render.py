@@ -12,7 +12,6 @@ import subprocess
 
 import jinja2
 import pytest
-
 from states_saltlocal import PLATFORMS, STATES, lowstates, salt_call, write_config
 
 WEB01 = {
@@ -20,8 +19,10 @@ WEB01 = {
     "ip": "10.10.1.11",
     "lines": {"telecom": "203.0.113.11"},
     "idc": "bj-idc1",
-    "apps": {"shop": {"port": 8000, "health_url": "/healthz", "server_name": "shop.example.com"},
-             "blog": {"port": 8001, "health_url": "/ping"}},
+    "apps": {
+        "shop": {"port": 8000, "health_url": "/healthz", "server_name": "shop.example.com"},
+        "blog": {"port": 8001, "health_url": "/ping"},
+    },
 }
 WEB02 = {
     "hostname": "web02.sh.example.com",
@@ -71,8 +72,13 @@ def render(tmp_path_factory):
         key = repr((platform, pillar, fun, args, extra, env))
         if key not in cache:
             root = tmp_path_factory.mktemp("render")
-            conf = write_config(root, pillar.get("cmdb", {}).get("hostname", "stray01"), pillar,
-                                grains=PLATFORMS[platform], extra=extra)
+            conf = write_config(
+                root,
+                pillar.get("cmdb", {}).get("hostname", "stray01"),
+                pillar,
+                grains=PLATFORMS[platform],
+                extra=extra,
+            )
             code, data, output = salt_call(conf, fun, *args, env=env)
             assert code == 0 and data is not None, output
             cache[key] = data
@@ -119,15 +125,42 @@ def sls_of(low):
     [
         (
             "debian12",
-            {"nginx", "gunicorn", "haproxy", "mariadb-server", "mariadb-client", "redis-server",
-             "prometheus-node-exporter", "chrony", "sudo", "curl"},
-            {"nginx", "haproxy", "mariadb", "redis-server", "prometheus-node-exporter", "chrony",
-             "saltops-app-shop"},
+            {
+                "nginx",
+                "gunicorn",
+                "haproxy",
+                "mariadb-server",
+                "mariadb-client",
+                "redis-server",
+                "prometheus-node-exporter",
+                "chrony",
+                "sudo",
+                "curl",
+            },
+            {
+                "nginx",
+                "haproxy",
+                "mariadb",
+                "redis-server",
+                "prometheus-node-exporter",
+                "chrony",
+                "saltops-app-shop",
+            },
         ),
         (
             "rocky9",
-            {"nginx", "python3-gunicorn", "haproxy", "mariadb-server", "mariadb", "redis",
-             "golang-github-prometheus-node-exporter", "chrony", "sudo", "curl"},
+            {
+                "nginx",
+                "python3-gunicorn",
+                "haproxy",
+                "mariadb-server",
+                "mariadb",
+                "redis",
+                "golang-github-prometheus-node-exporter",
+                "chrony",
+                "sudo",
+                "curl",
+            },
             {"nginx", "haproxy", "mariadb", "redis", "node_exporter", "chronyd", "saltops-app-shop"},
         ),
     ],
@@ -141,8 +174,10 @@ def test_every_role_renders_with_os_family_names(render, platform, expected_pkgs
     assert expected_pkgs <= pkgs
     # systemd hosts run apps as units: no supervisor package, and the other family's names never leak
     assert "supervisor" not in pkgs
-    other = {"debian12": {"redis", "python3-gunicorn", "node_exporter"},
-             "rocky9": {"redis-server", "gunicorn", "prometheus-node-exporter"}}[platform]
+    other = {
+        "debian12": {"redis", "python3-gunicorn", "node_exporter"},
+        "rocky9": {"redis-server", "gunicorn", "prometheus-node-exporter"},
+    }[platform]
     assert not pkgs & other
     assert services_of(low) == expected_services
 
@@ -191,8 +226,11 @@ def test_lb_without_lines_binds_the_cmdb_ip(render):
 
 
 def render_haproxy(ctx):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(STATES / "lb" / "files")), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(STATES / "lb" / "files")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
     return env.get_template("haproxy.cfg.jinja").render(**ctx)
 
 
@@ -208,8 +246,9 @@ def test_haproxy_config_text(render):
     if shutil.which("haproxy"):
         # haproxy itself accepts what the formula generates (it must resolve nothing: addresses only)
         cfg = text.replace("chroot /var/lib/haproxy", "")
-        proc = subprocess.run(["haproxy", "-c", "-f", "/dev/stdin"], input=cfg, text=True,
-                              capture_output=True, check=False)
+        proc = subprocess.run(
+            ["haproxy", "-c", "-f", "/dev/stdin"], input=cfg, text=True, capture_output=True, check=False
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -240,7 +279,8 @@ def test_container_platform_uses_supervisor_and_no_time_daemon(render):
 
 def test_db_replica_from_cmdb(render):
     ctx = files_of(states(render, "debian12", full_host("debian12")))[
-        "/etc/mysql/mariadb.conf.d/60-saltops.cnf"]["context"]
+        "/etc/mysql/mariadb.conf.d/60-saltops.cnf"
+    ]["context"]
     assert ctx["read_only"] is True and ctx["replica_of"] == "db01.bj.example.com"
     assert ctx["server_id"] == 10 * 16777216 + 10 * 65536 + 1 * 256 + 50
     primary = {"cmdb": record(roles=["base", "db"], apps={"mysql": {"port": 3307}})}
@@ -249,9 +289,18 @@ def test_db_replica_from_cmdb(render):
 
 
 def test_cache_secret_by_reference(render):
-    pillar = {"cmdb": record(roles=["base", "cache"]), "cache": {"requirepass": "sdb://osenv/SALTOPS_TEST_REDIS_PW"}}
-    data = render("debian12", pillar, "state.show_sls", "cache",
-                  extra={"osenv": {"driver": "env"}}, env={"SALTOPS_TEST_REDIS_PW": "s3cret-from-env"})
+    pillar = {
+        "cmdb": record(roles=["base", "cache"]),
+        "cache": {"requirepass": "sdb://osenv/SALTOPS_TEST_REDIS_PW"},
+    }
+    data = render(
+        "debian12",
+        pillar,
+        "state.show_sls",
+        "cache",
+        extra={"osenv": {"driver": "env"}},
+        env={"SALTOPS_TEST_REDIS_PW": "s3cret-from-env"},
+    )
     ctx = files_of(lowstates(data))["/etc/redis/redis.conf"]
     assert ctx["context"]["requirepass"] == "s3cret-from-env" and ctx["show_changes"] is False
     assert ctx["context"]["bind"] == "10.10.1.50"
@@ -263,13 +312,24 @@ def test_cache_secret_by_reference(render):
 @pytest.mark.parametrize("platform, cache_service", [("debian12", "redis-server"), ("rocky9", "redis")])
 def test_beacons_follow_roles(render, platform, cache_service):
     beacons = render(platform, full_host(platform), "pillar.item", "beacons", "--", "unmask=True")["beacons"]
-    assert {"load", "memusage", "diskusage", "saltops_web_services", "saltops_lb_services",
-            "saltops_db_services", "saltops_cache_services", "saltops_monitor_services"} <= set(beacons)
+    assert {
+        "load",
+        "memusage",
+        "diskusage",
+        "saltops_web_services",
+        "saltops_lb_services",
+        "saltops_db_services",
+        "saltops_cache_services",
+        "saltops_monitor_services",
+    } <= set(beacons)
     cache = beacons["saltops_cache_services"]
     assert {"beacon_module": "service"} in cache
-    assert next(item["services"] for item in cache if "services" in item) == {cache_service: {"onchangeonly": True}}
-    web_only = render(platform, {"cmdb": record(roles=["base", "web"])}, "pillar.item", "beacons", "--",
-                      "unmask=True")["beacons"]
+    assert next(item["services"] for item in cache if "services" in item) == {
+        cache_service: {"onchangeonly": True}
+    }
+    web_only = render(
+        platform, {"cmdb": record(roles=["base", "web"])}, "pillar.item", "beacons", "--", "unmask=True"
+    )["beacons"]
     assert "saltops_web_services" in web_only and "saltops_lb_services" not in web_only
 
 
@@ -280,15 +340,29 @@ def notices(low):
     return [s["args"]["text"] for s in low.values() if s["fun"] == "test.show_notification"]
 
 
-SAFE = {"base.package.install", "base.config.timezone", "base.config.timesync", "base.config.minion",
-        "base.service.running", "notice"}
+SAFE = {
+    "base.package.install",
+    "base.config.timezone",
+    "base.config.timesync",
+    "base.config.minion",
+    "base.service.running",
+    "notice",
+}
 
 
 @pytest.mark.parametrize("platform", ["debian12", "rocky9"])
 def test_unknown_minion_gets_safe_base_and_a_reason(render, platform):
-    pillar = {"cmdb": {"known": False, "hostname": "stray01", "status": "unknown", "roles": [],
-                       "reason": "minion id is not a CMDB hostname", "version": 42},
-              "base": {"users": {"alice": {"sudo": True, "ssh_keys": ["ssh-ed25519 AAAAC3Nza alice"]}}}}
+    pillar = {
+        "cmdb": {
+            "known": False,
+            "hostname": "stray01",
+            "status": "unknown",
+            "roles": [],
+            "reason": "minion id is not a CMDB hostname",
+            "version": 42,
+        },
+        "base": {"users": {"alice": {"sudo": True, "ssh_keys": ["ssh-ed25519 AAAAC3Nza alice"]}}},
+    }
     low = states(render, platform, pillar)
     assert sls_of(low) <= SAFE and "notice" in sls_of(low)
     assert not any(s["fun"] in ("user.present", "ssh_auth.manage", "sysctl.present") for s in low.values())
@@ -342,9 +416,14 @@ def test_lb_without_cmdb_lb_pillar_leaves_config_alone(render):
 def test_lb_with_too_few_backends_leaves_config_alone(render):
     low = states(render, "debian12", {"cmdb": record(roles=["base", "lb"]), "cmdb_lb": lb_pillar([])})
     assert "/etc/haproxy/haproxy.cfg" not in files_of(low)
-    assert "fewer than lb:min_backends (1)" in low["lb-config-file-test-fail-without-changes"]["args"]["comment"]
+    assert (
+        "fewer than lb:min_backends (1)" in low["lb-config-file-test-fail-without-changes"]["args"]["comment"]
+    )
     # dev allows a balancer with no backend (pillar/stack/env/dev.yml): it answers 503
-    low = states(render, "debian12", {"cmdb": record(roles=["base", "lb"], env="dev"),
-                                      "cmdb_lb": lb_pillar([], env="dev")})
+    low = states(
+        render,
+        "debian12",
+        {"cmdb": record(roles=["base", "lb"], env="dev"), "cmdb_lb": lb_pillar([], env="dev")},
+    )
     ctx = files_of(low)["/etc/haproxy/haproxy.cfg"]["context"]
     assert ctx["apps"] == {} and "backend bk_none" in render_haproxy(ctx)

@@ -21,11 +21,15 @@ def pillar():
 
 @pytest.fixture(scope="module")
 def os_family(host):
-    return "RedHat" if host.system_info.distribution.lower() in ("rocky", "redhat", "centos", "almalinux") else "Debian"
+    return (
+        "RedHat"
+        if host.system_info.distribution.lower() in ("rocky", "redhat", "centos", "almalinux")
+        else "Debian"
+    )
 
 
 @pytest.fixture(scope="session")
 def app(pillar):
     """(name, settings) of the first app of the host's CMDB record."""
-    name = sorted(pillar["cmdb"]["apps"])[0]
+    name = min(pillar["cmdb"]["apps"])
     return name, pillar["cmdb"]["apps"][name]

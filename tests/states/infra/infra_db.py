@@ -7,7 +7,11 @@ def test_mariadb_installed_and_running(host):
 
 
 def test_config_from_cmdb(host, os_family):
-    path = "/etc/my.cnf.d/60-saltops.cnf" if os_family == "RedHat" else "/etc/mysql/mariadb.conf.d/60-saltops.cnf"
+    path = (
+        "/etc/my.cnf.d/60-saltops.cnf"
+        if os_family == "RedHat"
+        else "/etc/mysql/mariadb.conf.d/60-saltops.cnf"
+    )
     cfg = host.file(path).content_string
     assert "server_id = " in cfg and "log_bin = mysql-bin" in cfg
     assert host.socket("tcp://0.0.0.0:3306").is_listening

@@ -22,7 +22,7 @@ def test_vhost_and_release(host, app):
 
 
 def test_listening(host, pillar, app):
-    name, settings = app
+    _name, settings = app
     port = pillar.get("web", {}).get("nginx", {}).get("listen_port", 80)
     assert host.socket(f"tcp://{pillar['cmdb']['ip']}:{port}").is_listening
     assert host.socket(f"tcp://127.0.0.1:{settings['port']}").is_listening
