@@ -45,7 +45,7 @@ def _conf():
         conf = saltops_config.load(__opts__)
         return conf, deploy_config.load(conf)
     except ConfigError as err:
-        raise CommandExecutionError(f"invalid saltops configuration: {err}") from None
+        raise _fail(CommandExecutionError(f"invalid saltops configuration: {err}")) from None
 
 
 def _store(conf):
@@ -81,16 +81,34 @@ def _executor(dconf, overrides=None):
     return LocalExecutor(__opts__, return_timeout=float(timeout), chunk_size=dconf["chunk_size"])
 
 
+def _fail(exc):
+    """Mark the job failed: salt-run reports a raised error without failing the job otherwise."""
+    __context__["retcode"] = 1
+    return exc
+
+
 def _translate(err):
     if isinstance(err, ValidationError):
-        return SaltInvocationError(str(err))
-    return CommandExecutionError(str(err))
+        return _fail(SaltInvocationError(str(err)))
+    return _fail(CommandExecutionError(str(err)))
 
 
 def _finish(result):
     if isinstance(result, dict) and result.get("status") not in _OK:
         __context__["retcode"] = 1
     return result
+
+
+def _text_args(**kwargs):
+    """The salt CLI reads ``version=1.10`` as the number 1.1: refuse numbers instead of guessing."""
+    for name, value in kwargs.items():
+        if value is not None and not isinstance(value, str):
+            raise _fail(
+                SaltInvocationError(
+                    f"{name} was read as the {type(value).__name__} {value!r}, not as text; quote it on "
+                    f"the command line, e.g. {name}='\"1.10\"' (YAML reads 1.10 as the number 1.1)"
+                )
+            )
 
 
 def _overrides(**kwargs):
@@ -101,7 +119,7 @@ def _deploy_id(value):
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise SaltInvocationError(f"a deploy id is a number, got {value!r}") from None
+        raise _fail(SaltInvocationError(f"a deploy id is a number, got {value!r}")) from None
 
 
 def run(
@@ -150,6 +168,7 @@ def run(
         return_timeout=return_timeout,
         job_timeout=job_timeout,
     )
+    _text_args(version=version, sha256=sha256, artifact=artifact, env=env, app=app)
     try:
         request = engine.validate_request(app, env, version, artifact, sha256, conf["cmdb"]["envs"])
         store = _store(conf)
@@ -235,6 +254,7 @@ def rollback(app, env, to=None, strategy="rolling", batch_size=None, max_failure
     overrides = _overrides(
         strategy=strategy, batch_size=batch_size, max_failures=max_failures, return_timeout=return_timeout
     )
+    _text_args(to=to)
     try:
         store = _store(conf)
         target = engine.rollback_request(store, app, env, to)

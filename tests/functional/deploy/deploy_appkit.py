@@ -53,6 +53,7 @@ server.serve_forever()
 RESTART_SH = r"""#!/bin/sh
 # Stop the instance of this slot, start the release being switched to.
 set -e
+if [ -f "$SALTOPS_RELEASE_DIR/SLOW" ]; then sleep "$(cat "$SALTOPS_RELEASE_DIR/SLOW")"; fi
 slot=${SALTOPS_SLOT:-main}
 pidfile="$SALTOPS_APP_DIR/app-$slot.pid"
 if [ -f "$pidfile" ]; then
@@ -67,7 +68,7 @@ echo $! > "$pidfile"
 """
 
 
-def build_artifact(directory, version, broken=False, fmt="tar.gz", app="shop", python=None):
+def build_artifact(directory, version, broken=False, fmt="tar.gz", app="shop", python=None, slow=0):
     """Write ``<app>-<version>.<fmt>`` into ``directory``; return (path, sha256)."""
     files = {
         "app.py": APP_PY,
@@ -77,8 +78,11 @@ def build_artifact(directory, version, broken=False, fmt="tar.gz", app="shop", p
     }
     if broken:
         files["BROKEN"] = "1\n"
+    if slow:
+        # Seconds the restart waits: keeps a deploy in flight for fault injection.
+        files["SLOW"] = f"{slow}\n"
     top = f"{app}-{version}"
-    suffix = "-broken" if broken else ""
+    suffix = ("-broken" if broken else "") + (f"-slow{slow}" if slow else "")
     path = os.path.join(directory, f"{app}-{version}{suffix}.{fmt}")
     if fmt == "tar.gz":
         with tarfile.open(path, "w:gz") as tar:

@@ -1,0 +1,218 @@
+"""Deploys through a real salt-master, real minions and the salt-run CLI, with faults injected.
+
+Each test checks what the hosts serve afterwards and what the history says.
+The tests share the minions and build on each other's releases, in file order.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from saltops.deploy.schema import hosts as deploy_hosts_table
+from saltops.deploy.schema import runs
+from tests.functional.deploy import deploy_appkit as kit
+from tests.integration.deploy.conftest import APP, DEPLOY_MINIONS, ENV
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def ops(deploy_minions, deploy_hosts, artifacts, salt_run, salt_master, cmdb_store):
+    class Ops:
+        store = cmdb_store
+
+        @staticmethod
+        def build(version, **kw):
+            path, digest = kit.build_artifact(artifacts.directory, version, app=APP, **kw)
+            return artifacts.url(path), digest
+
+        @staticmethod
+        def deploy(version, sha=None, **kw):
+            url, digest = Ops.build(version, broken=kw.pop("broken", False), slow=kw.pop("slow", 0))
+            kw.setdefault("return_timeout", 5)
+            # `env=` would be taken as the CLI process's environment: pass every argument as text.
+            args = {"app": APP, "env": ENV, "version": version, "artifact": url, "sha256": sha or digest, **kw}
+            return salt_run("deploy.run", *(f"{k}={v}" for k, v in args.items()))
+
+        @staticmethod
+        def serving(name):
+            return kit.get(f"http://127.0.0.1:{deploy_hosts[name]['apps'][APP]['port']}/healthz")
+
+        @staticmethod
+        def all_serve(version):
+            return {name: Ops.serving(name) for name in DEPLOY_MINIONS} == {
+                name: (200, f"ok {version}") for name in DEPLOY_MINIONS
+            }
+
+        @staticmethod
+        def popen(*args):
+            cmd = salt_master.salt_run_cli().cmdline(*args)
+            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+        @staticmethod
+        def latest_id():
+            with cmdb_store.connect() as conn:
+                return conn.execute(sa.select(sa.func.max(runs.c.id)).where(runs.c.app == APP)).scalar()
+
+        @staticmethod
+        def host_statuses(deploy_id):
+            with cmdb_store.connect() as conn:
+                rows = conn.execute(
+                    sa.select(deploy_hosts_table.c.hostname, deploy_hosts_table.c.status).where(
+                        deploy_hosts_table.c.deploy_id == deploy_id
+                    )
+                )
+                return {r.hostname: r.status for r in rows}
+
+        @staticmethod
+        def wait_for(predicate, timeout=60, what="condition"):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                value = predicate()
+                if value:
+                    return value
+                time.sleep(0.2)
+            raise AssertionError(f"timed out waiting for {what}")
+
+    return Ops
+
+
+def test_rolling_deploys_and_history(ops, salt_run):
+    first = ops.deploy("1.0.0")
+    assert first.returncode == 0, first.stderr
+    assert first.data["status"] == "succeeded", first.data
+    second = ops.deploy("2.0.0", batch_size=1)
+    assert second.data["status"] == "succeeded", second.data
+    assert ops.all_serve("2.0.0")
+    assert len(second.data["batches"]) == 3
+    assert {h["previous_version"] for h in second.data["hosts"].values()} == {"1.0.0"}
+    listed = salt_run("deploy.history", f"env={ENV}", app=APP).data
+    assert [r["version"] for r in listed[:2]] == ["2.0.0", "1.0.0"]
+    assert all(r["actor"] for r in listed)
+    full = salt_run("deploy.status", second.data["id"]).data
+    assert full["hosts_by_status"] == {"switched": 3} and full["stale"] is False
+
+
+def test_plan_shows_batches_without_changing_anything(ops, salt_run):
+    before = ops.latest_id()
+    plan = salt_run("deploy.plan", f"env={ENV}", app=APP, strategy="canary", batch_size=1).data
+    assert plan["total"] == 3 and plan["batches"][0]["kind"] == "canary"
+    assert ops.latest_id() == before
+
+
+def test_bad_checksum_switches_nothing(ops):
+    ret = ops.deploy("2.1.0", sha="ab" * 32)
+    assert ret.returncode != 0
+    assert ret.data["status"] == "failed"
+    assert "checksum mismatch on 3 host(s)" in ret.data["error"]
+    assert ret.data["hosts_by_status"] == {"stage_failed": 3}
+    assert ops.all_serve("2.0.0")
+
+
+def test_canary_failing_health_check_is_rolled_back(ops):
+    ret = ops.deploy("2.2.0", broken=True, strategy="canary")
+    assert ret.data["status"] == "rolled_back", ret.data
+    canary = ret.data["batches"][0]["hosts"]
+    assert len(canary) == 1 and ret.data["hosts"][canary[0]]["status"] == "rolled_back"
+    assert "health check" in ret.data["error"]
+    others = [h for h in DEPLOY_MINIONS if h not in canary]
+    assert all(ret.data["hosts"][h]["status"] == "staged" for h in others)
+    assert ops.all_serve("2.0.0")
+
+
+def test_second_deploy_of_the_same_app_is_refused(ops, salt_run):
+    paused = ops.deploy("2.3.0", strategy="canary", pause=True)
+    assert paused.data["status"] == "paused", paused.data
+    refused = ops.deploy("2.4.0")
+    assert refused.returncode != 0
+    assert f"deploy {paused.data['id']} of {APP} 2.3.0 to {ENV} is in progress (paused" in refused.stderr + refused.stdout
+    aborted = salt_run("deploy.abort", paused.data["id"], return_timeout=5)
+    assert aborted.data["status"] == "aborted", aborted.data
+    assert ops.all_serve("2.0.0")
+
+
+def test_hanging_artifact_url_times_out(ops, artifacts):
+    url = artifacts.url("hang/dshop-9.tar.gz")
+    start = time.monotonic()
+    ret = ops.popen("deploy.run", f"app={APP}", f"env={ENV}", "version=2.5.0", f"artifact={url}",
+                    f"sha256={'cd' * 32}", "return_timeout=5")
+    out, err = ret.communicate(timeout=120)
+    assert time.monotonic() - start < 60
+    assert ret.returncode != 0
+    assert b"timed out" in out + err
+    with ops.store.connect() as conn:
+        run = conn.execute(sa.select(runs).where(runs.c.id == ops.latest_id())).mappings().one()
+    assert run["status"] == "failed" and "nothing was switched" in run["error"]
+    assert ops.all_serve("2.0.0")
+
+
+def test_rollback_to_a_release_no_longer_on_disk(ops, salt_run, deploy_hosts):
+    assert ops.deploy("3.0.0").data["status"] == "succeeded"
+    # keep=2: 1.0.0 is gone from every host.
+    for rec in deploy_hosts.values():
+        assert not os.path.exists(os.path.join(rec["apps"][APP]["base"], APP, "releases", "1.0.0"))
+    back = salt_run("deploy.rollback", f"env={ENV}", app=APP, to="1.0.0", return_timeout=5)
+    assert back.data["status"] == "succeeded", back.data
+    assert back.data["kind"] == "rollback" and back.data["version"] == "1.0.0"
+    assert ops.all_serve("1.0.0")
+    unknown = salt_run("deploy.rollback", f"env={ENV}", app=APP, to="0.0.1")
+    assert unknown.returncode != 0 and "0.0.1 was never deployed successfully" in unknown.stderr + unknown.stdout
+
+
+def test_runner_killed_mid_deploy_then_status_and_resume(ops, salt_run):
+    url, digest = ops.build("4.0.0", slow=3)
+    proc = ops.popen("deploy.run", f"app={APP}", f"env={ENV}", "version=4.0.0", f"artifact={url}",
+                     f"sha256={digest}", "batch_size=1", "return_timeout=5")
+    try:
+        deploy_id = ops.wait_for(
+            lambda: ops.latest_id() if ops.host_statuses(ops.latest_id()).get(DEPLOY_MINIONS[0]) else None,
+            what="the deploy to start",
+        )
+        ops.wait_for(lambda: "staged" in ops.host_statuses(deploy_id).values()
+                     and list(ops.host_statuses(deploy_id).values()).count("switched") >= 1,
+                     timeout=90, what="the first batch to switch")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    status = salt_run("deploy.status", deploy_id).data
+    assert status["status"] == "switching" and status["stale"] is True and status["runner_alive"] is False
+    assert ops.wait_for(lambda: salt_run("deploy.status").data, what="active list")[0]["stale"] is True
+    resumed = salt_run("deploy.resume", deploy_id)
+    assert resumed.data["status"] == "succeeded", resumed.data
+    assert ops.all_serve("4.0.0")
+    assert salt_run("deploy.status", deploy_id).data["stale"] is False
+
+
+def test_minion_killed_mid_batch_counts_as_failed(ops, salt_run, deploy_minions):
+    plan = salt_run("deploy.plan", f"env={ENV}", app=APP, batch_size=1).data
+    victim = plan["batches"][-1]["hosts"][0]
+    url, digest = ops.build("5.0.0", slow=3)
+    proc = ops.popen("deploy.run", f"app={APP}", f"env={ENV}", "version=5.0.0", f"artifact={url}",
+                     f"sha256={digest}", "batch_size=1", "return_timeout=3")
+    try:
+        deploy_id = ops.wait_for(
+            lambda: ops.latest_id() if set(ops.host_statuses(ops.latest_id()).values()) == {"staged"} else None,
+            timeout=90, what="pre-stage to finish",
+        )
+        deploy_minions[victim].terminate()
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    statuses = ops.host_statuses(deploy_id)
+    # The dead minion could not confirm either way: its rollback is marked failed too.
+    assert statuses[victim] == "rollback_failed", statuses
+    assert all(statuses[h] == "rolled_back" for h in DEPLOY_MINIONS if h != victim), statuses
+    full = salt_run("deploy.status", deploy_id).data
+    assert full["status"] == "rollback_failed" and victim in full["error"]
+    assert "no answer from the minion" in full["hosts"][victim]["error"]
+    for name in DEPLOY_MINIONS:
+        if name != victim:
+            assert ops.serving(name) == (200, "ok 4.0.0")
+    deploy_minions[victim].start(start_timeout=120)
