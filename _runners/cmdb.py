@@ -347,6 +347,19 @@ def _local_client():
         ) from None
 
 
+def _answered(raw):
+    """``{minion: return}`` for the minions that really answered.
+
+    With ``full_return`` an answer is ``{"ret": ..., "retcode": ...}``; Salt
+    marks a minion that did not answer with ``False`` or ``{"failed": True}``.
+    """
+    return {
+        minion: data["ret"]
+        for minion, data in (raw or {}).items()
+        if isinstance(data, dict) and "ret" in data and not data.get("failed")
+    }
+
+
 def drift(timeout=None):
     """
     Compare the CMDB with reality and report every disagreement:
@@ -389,14 +402,16 @@ def drift(timeout=None):
     if probe:
         client = _local_client()
         try:
-            answers = client.cmd(
+            raw = client.cmd(
                 probe,
                 "grains.item",
                 list(cmdb_drift.GRAINS),
                 tgt_type="list",
                 timeout=timeout,
                 gather_job_timeout=timeout,
+                full_return=True,
             )
+            answers = _answered(raw)
         except SaltClientError as err:
             raise _failed(
                 CommandExecutionError(f"could not ask the minions for their grains: {err}")
@@ -442,7 +457,10 @@ def refresh(version, wait=False, timeout=10):
     client = _local_client()
     try:
         if wait:
-            returns = client.cmd(tgt, "saltutil.refresh_pillar", tgt_type=tgt_type, timeout=timeout)
+            raw = client.cmd(
+                tgt, "saltutil.refresh_pillar", tgt_type=tgt_type, timeout=timeout, full_return=True
+            )
+            returns = _answered(raw)
             result["refreshed"] = sorted(m for m, ret in returns.items() if ret is True)
             result["failed"] = sorted(m for m, ret in returns.items() if ret is not True)
             result["no_answer"] = sorted(set(names) - set(returns)) if not found["all"] else []
