@@ -93,9 +93,12 @@ def _unpack(blob):
 class Snapshot:
     """The CMDB at one version: packed records by hostname plus the backends index."""
 
-    def __init__(self, version, packed=None, source="database"):
+    def __init__(self, version, packed=None, source="database", roles=None):
         self.version = int(version)
         self.source = source
+        # Roles whose backends are indexed (the served roles of lb_serves);
+        # ``None`` indexes every role.
+        self.roles = frozenset(roles) if roles is not None else None
         self.packed = packed if packed is not None else {}
         self.index = {}
         self._backends = {}
@@ -103,8 +106,8 @@ class Snapshot:
             self._index_add(name, _unpack(blob))
 
     @classmethod
-    def from_records(cls, version, records):
-        return cls(version, {rec["hostname"]: _pack(rec) for rec in records})
+    def from_records(cls, version, records, roles=None):
+        return cls(version, {rec["hostname"]: _pack(rec) for rec in records}, roles=roles)
 
     def __len__(self):
         return len(self.packed)
@@ -115,7 +118,11 @@ class Snapshot:
     def _keys(self, record):
         if record.get("status") != "online":
             return ()
-        return [(role, record.get("env")) for role in record.get("roles") or ()]
+        return [
+            (role, record.get("env"))
+            for role in record.get("roles") or ()
+            if self.roles is None or role in self.roles
+        ]
 
     def _index_add(self, name, record):
         for key in self._keys(record):
@@ -162,6 +169,8 @@ class Snapshot:
         merges and serialises pillar data, so sharing is safe; callers must not
         change the entries.
         """
+        if self.roles is not None and role not in self.roles:
+            raise KeyError(f"role {role!r} is not indexed for backends (indexed: {', '.join(sorted(self.roles))})")
         key = (role, env)
         cached = self._backends.get(key)
         if cached is None:
@@ -204,7 +213,7 @@ class Snapshot:
         return header
 
     @classmethod
-    def load(cls, path, source_url=None):
+    def load(cls, path, source_url=None, roles=None):
         """Read a snapshot file; ``None`` when missing, foreign or unreadable."""
         try:
             with open(path, "rb") as fh:
@@ -221,7 +230,7 @@ class Snapshot:
         if not isinstance(packed, dict):
             log.warning("ignoring CMDB snapshot file %s: unexpected content", path)
             return None
-        snap = cls(header["version"], packed, source="file")
+        snap = cls(header["version"], packed, source="file", roles=roles)
         snap.saved_at = header.get("saved_at")
         return snap
 
@@ -267,8 +276,10 @@ class SnapshotCache:
         fire=None,
         clock=time.time,
         migrate=True,
+        backend_roles=None,
     ):
         self.db_url = db_url
+        self.backend_roles = frozenset(backend_roles) if backend_roles is not None else None
         self.source_url = redact(db_url)
         self.snapshot_file = snapshot_file
         self.db_options = dict(db_options or {})
@@ -356,7 +367,7 @@ class SnapshotCache:
         snap = self._snapshot
         if snap is None or snap.source != "database" or version < snap.version:
             records = repo.list_hosts(conn)
-            self._snapshot = Snapshot.from_records(version, records)
+            self._snapshot = Snapshot.from_records(version, records, roles=self.backend_roles)
             self.stats["full_loads"] += 1
         elif version != snap.version:
             changed, purged = repo.changed_since(conn, snap.version)
@@ -443,7 +454,7 @@ class SnapshotCache:
         if first:
             log.error("CMDB database unavailable, serving the last known good snapshot: %s", _short(err))
         if self._snapshot is None:
-            self._snapshot = Snapshot.load(self.snapshot_file, self.source_url)
+            self._snapshot = Snapshot.load(self.snapshot_file, self.source_url, roles=self.backend_roles)
             if self._snapshot is not None:
                 log.warning(
                     "serving CMDB snapshot version %s from %s (stale)", self._snapshot.version, self.snapshot_file
@@ -527,7 +538,9 @@ def cache_for(conf, fire=None, clock=time.time):
     """The process's :class:`SnapshotCache` for a loaded ``saltops:`` config."""
     cmdb = conf["cmdb"]
     settings = {k: cmdb.get(k, v) for k, v in DEFAULTS.items()}
+    served = tuple(sorted(set(cmdb["lb_serves"].values())))
     key = (
+        served,
         conf["db_url"],
         cmdb["snapshot_file"],
         repr(sorted(conf.get("db_options", {}).items())),
@@ -544,6 +557,7 @@ def cache_for(conf, fire=None, clock=time.time):
                 check_interval=cmdb.get("version_check_interval") or 0,
                 fire=fire,
                 clock=clock,
+                backend_roles=served,
                 **settings,
             )
             _CACHES[key] = cache

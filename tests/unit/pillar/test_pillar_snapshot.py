@@ -113,3 +113,14 @@ def test_load_refuses_a_body_that_is_not_a_mapping(tmp_path, bad):
     with open(path, "wb") as fh:
         fh.write(msgpack.packb({"format": 1, "version": 3, "source": URL}) + msgpack.packb(bad))
     assert Snapshot.load(path, URL) is None
+
+
+def test_only_the_served_roles_are_indexed_when_asked():
+    records = [host("web01.example.com"), host("db01.example.com", roles=["base", "db"])]
+    snap = Snapshot.from_records(3, records, roles={"web"})
+    assert [b["hostname"] for b in snap.backends("web", "prod")] == ["web01.example.com"]
+    assert set(snap.index) == {("web", "prod")}
+    with pytest.raises(KeyError, match="not indexed"):
+        snap.backends("db", "prod")
+    snap.apply(4, [host("web02.example.com"), host("db02.example.com", roles=["db"])], [])
+    assert set(snap.index) == {("web", "prod")} and len(snap.backends("web", "prod")) == 2
