@@ -152,12 +152,14 @@ def silence_add(matchers, duration="1h", comment=None, starts=None):
 
     ``matchers``: Alertmanager syntax, comma separated (or a list):
     ``name="value"``, ``name!="value"``, ``name=~"regex"``, ``name!~"regex"``.
+    On the command line pass it as ``matchers=...``: salt-run would read a bare
+    ``host="web01"`` as a keyword argument named ``host``.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-run alarm.silence_add 'host="web01.bj.example.com",alertname=~"Disk.*"' duration=2h comment="disk swap"
+        salt-run alarm.silence_add matchers='host="web01.bj.example.com",alertname=~"Disk.*"' duration=2h comment="disk swap"
     """
     from saltops.alarms import silence
     from saltops.alarms.matchers import parse_duration

@@ -1,0 +1,81 @@
+"""A master running the saltops_alarms engine, one minion with a real diskusage beacon,
+and local notification receivers.  Built on the shared factories of tests/conftest.py."""
+
+import time
+
+import pytest
+import yaml
+
+from saltops.lab import demo
+from tests.support.alarm_receivers import Receivers, SmtpReceiver, channel_config, free_port
+
+MINION = "alarm-web01.lab.saltops"
+
+RULES = {
+    "defaults": {"resolve_after": "2m"},
+    "rules": [
+        {"name": "DiskUsageHigh", "beacon": "diskusage", "field": "diskusage", "op": ">=", "threshold": 1,
+         "key": ["mount"], "severity": "warning",
+         "annotations": {"summary": "disk {mount} on {host} is {value:.0f}% full"}},
+        {"name": "LoadHigh", "beacon": "load", "field": "1m", "threshold": 1000, "severity": "warning"},
+    ],
+    "route": {"receiver": "ops", "group_by": ["alertname", "idc"], "group_wait": "1s", "group_interval": "2s",
+              "repeat_interval": "1h"},
+    "receivers": {"ops": {"channels": ["hook", "wecom", "dingtalk", "mail"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def receivers():
+    r = Receivers().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    s = SmtpReceiver().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def alarm_env(saltops_master_factory, salt_factories, receivers, smtp, tmp_path_factory):
+    from saltops import config
+    from saltops.cmdb import api
+    from saltops.store import get_store
+
+    root = tmp_path_factory.mktemp("alarms")
+    rules_file = root / "rules.yml"
+    rules_file.write_text(yaml.safe_dump(RULES))
+    db_url = f"sqlite:///{salt_factories.root_dir / 'alarms-master.db'}"
+    store = get_store(db_url)
+    record = {**demo.HOSTS[0], "hostname": MINION, "idc": "bj-idc1", "env": "prod", "roles": ["base", "web"]}
+    api.add(store, config.load({}), "tester", record)
+    port = free_port()
+    extra = {
+        "engines": [{"saltops_alarms": {}}],
+        "saltops": {
+            "alarms": {"rules_file": str(rules_file), "listen_port": port, "tick": 0.1},
+            "notify": {"channels": channel_config(receivers, smtp), "retry": {"backoff": "1s", "max_backoff": "5s"}},
+        },
+    }
+    master = saltops_master_factory("alarms-master", db_url=db_url, extra=extra)
+    minion = master.salt_minion_daemon(MINION, overrides={
+        "acceptance_wait_time": 2,
+        "beacons": {"diskusage": [{"/": "1%"}, {"interval": 2}]},
+    })
+    with master.started(start_timeout=120):
+        with minion.started(start_timeout=120):
+            yield {"master": master, "minion": minion, "store": store, "port": port, "rules_file": rules_file,
+                   "db_url": db_url}
+
+
+def wait_for(cond, timeout=90, step=0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(step)
+    return None

@@ -1,0 +1,119 @@
+"""A real beacon on a real minion raises a real alarm, delivered to local receivers.
+
+Also through the real master: forged events rejected and counted, the alarm runner,
+and a master restart that keeps the firing alarm and sends no duplicate.
+"""
+
+import json
+import urllib.request
+
+import pytest
+from conftest import MINION, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def metric(port, series):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def disk_alerts(receivers, kind="hook"):
+    return [a for g in receivers.of(kind) for a in g["body"]["alerts"]
+            if a["labels"]["alertname"] == "DiskUsageHigh"] if kind == "hook" else receivers.of(kind)
+
+
+def test_beacon_raises_an_alarm_on_every_channel(alarm_env, receivers, smtp):
+    got = wait_for(lambda: disk_alerts(receivers), timeout=120)
+    assert got, "no DiskUsageHigh notification from the diskusage beacon"
+    alert = got[0]
+    assert alert["labels"]["host"] == MINION and alert["labels"]["mount"] == "/"
+    # Labels from the CMDB record of the host.
+    assert alert["labels"]["idc"] == "bj-idc1" and alert["labels"]["env"] == "prod"
+    assert alert["labels"]["role"] == "base,web" and alert["labels"]["owner"] == "web-team"
+    assert "% full" in alert["annotations"]["summary"]
+    assert receivers.wait("wecom", 1) and receivers.wait("dingtalk", 1)
+    assert smtp.wait(1)[0][1]["Subject"].startswith("[saltops] [P2] [FIRING:1] DiskUsageHigh")
+
+
+def test_runner_lists_acks_and_silences(alarm_env, receivers):
+    run = alarm_env["master"].salt_run_cli(timeout=60)
+    wait_for(lambda: disk_alerts(receivers), timeout=120)
+    ret = run.run("alarm.list")
+    assert ret.returncode == 0, ret
+    (alarm,) = [a for a in ret.data if a["rule"] == "DiskUsageHigh"]
+    assert alarm["labels"]["host"] == MINION and alarm["state"] == "firing"
+    assert run.run("alarm.rules_check").data["rules"] == ["DiskUsageHigh", "LoadHigh"]
+    # salt-run exits 0 on invalid arguments; the message is what the user sees.
+    bad = run.run("alarm.ack", "zz")
+    assert "16 hex digits" in bad.stdout
+    ack = run.run("alarm.ack", alarm["fingerprint"], comment="looking")
+    assert ack.returncode == 0 and ack.data["fingerprint"] == alarm["fingerprint"]
+    hist = run.run("alarm.history", fingerprint=alarm["fingerprint"]).data
+    assert [h["event"] for h in hist][:1] == ["acked"]
+    sil = run.run("alarm.silence_add", matchers='host="nowhere",alertname=~"Disk.*"', duration="1h",
+                  comment="test")
+    assert sil.returncode == 0, sil
+    listed = run.run("alarm.silence_list").data
+    assert {s["kind"] for s in listed} == {"ack", "silence"}
+    assert run.run("alarm.silence_expire", sil.data["id"]).data["expired"] is True
+    refused = run.run("alarm.silence_add", matchers='host=~".*"', duration="1h", comment="all")
+    assert "match every alert" in refused.stdout
+    test = run.run("alarm.test", "wecom", message="hello from the test")
+    assert test.returncode == 0 and test.data["delivered"] is True
+    assert any("hello from the test" in g["body"]["markdown"]["content"] for g in receivers.of("wecom"))
+    assert "no channel 'nope'" in run.run("alarm.test", "nope").stdout
+
+
+def test_forged_events_through_the_real_master_are_rejected(alarm_env):
+    port = alarm_env["port"]
+    minion = alarm_env["minion"]
+    call = minion.salt_call_cli(timeout=60)
+    before = metric(port, 'saltops_alarm_events_rejected_total{reason="id_mismatch"}')
+    # A minion claiming to be another host: the tag names the victim, the authenticated id is the sender.
+    ret = call.run("event.send", "salt/beacon/db01.lab.saltops/diskusage/",
+                   data={"diskusage": 99.0, "mount": "/", "id": "db01.lab.saltops"})
+    assert ret.returncode == 0
+    assert wait_for(lambda: metric(port, 'saltops_alarm_events_rejected_total{reason="id_mismatch"}') > before, 30)
+    # Events put straight on the master bus for a minion with no accepted key.
+    import salt.utils.event
+
+    opts = alarm_env["master"].config
+    bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False)
+    try:
+        before_unknown = metric(port, 'saltops_alarm_events_rejected_total{reason="unknown_minion"}')
+        before_large = metric(port, 'saltops_alarm_events_rejected_total{reason="too_large"}')
+        bus.fire_event({"id": "ghost01", "diskusage": 99.0, "mount": "/"}, "salt/beacon/ghost01/diskusage/")
+        bus.fire_event({"id": MINION, "diskusage": 99.0, "mount": "/", "pad": "x" * 200000},
+                       f"salt/beacon/{MINION}/diskusage/")
+        assert wait_for(lambda: metric(port, 'saltops_alarm_events_rejected_total{reason="unknown_minion"}')
+                        > before_unknown, 30)
+        assert wait_for(lambda: metric(port, 'saltops_alarm_events_rejected_total{reason="too_large"}')
+                        > before_large, 30)
+    finally:
+        bus.destroy()
+    run = alarm_env["master"].salt_run_cli(timeout=60)
+    hosts = {a["labels"]["host"] for a in run.run("alarm.list", state="all").data}
+    assert hosts == {MINION}
+
+
+def test_master_restart_keeps_the_alarm_and_sends_no_duplicate(alarm_env, receivers):
+    wait_for(lambda: disk_alerts(receivers), timeout=120)
+    master = alarm_env["master"]
+    sent_before = len(receivers.of("hook"))
+    master.terminate()
+    master.start(start_timeout=120)
+    run = master.salt_run_cli(timeout=60)
+    firing = run.run("alarm.list").data
+    assert [a["rule"] for a in firing] == ["DiskUsageHigh"]
+    # The beacon keeps firing every 2 s; the engine must not announce the same alarm again.
+    # A minion may take up to a minute or two to reconnect after a master restart.
+    assert wait_for(lambda: metric(alarm_env["port"], "saltops_alarm_events_accepted_total") >= 5, 240)
+    import time
+
+    time.sleep(6)
+    assert len(receivers.of("hook")) == sent_before
+    assert json.dumps(firing)  # plain data through the runner
