@@ -67,6 +67,8 @@ def _lab(args):
             result = lab.status()
     except LabError as err:
         sys.stderr.write(f"saltops lab {args.action}: {err}\n")
+        if args.action == "up":
+            sys.stderr.write(f"`saltops lab down --dir {lab.layout.dir}` stops whatever did start.\n")
         return 1
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")

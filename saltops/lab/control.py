@@ -129,7 +129,8 @@ class Lab:
             running = self._running()
             ports = self._ports(state, running)
             labusers.ensure_users_file(lay.users_file)
-            seed.seed(lay.db_url)
+            # The demo hosts go in once; later changes to the lab's CMDB are kept.
+            seed.seed_if_empty(lay.db_url)
             self._write_configs(ports, running)
             state.update(ports=ports, lab_dir=str(lay.dir), sock_root=str(lay.sock_root))
             self._write_state(state)

@@ -1,10 +1,13 @@
 """Load the demo hosts into a CMDB database."""
 
+import sqlalchemy as sa
+
 from saltops import config
 from saltops.cmdb import repo
 from saltops.cmdb.model import Rules
 from saltops.lab import demo
 from saltops.store import get_store
+from saltops.store.schema import hosts as hosts_table
 
 ACTOR = "saltops-lab"
 
@@ -25,3 +28,16 @@ def seed(db_url, hosts=None):
         action="seed",
         lb_serves=conf["cmdb"]["lb_serves"],
     )
+
+
+def seed_if_empty(db_url):
+    """Seed a CMDB that has no host yet; leave one that has hosts as it is.
+
+    Returns the write summary, or ``None`` when the CMDB already had hosts.
+    """
+    store = get_store(db_url)
+    with store.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(hosts_table)).scalar()
+    if count:
+        return None
+    return seed(db_url)

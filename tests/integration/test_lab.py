@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from saltops.cmdb import repo
 from saltops.lab import demo
+from saltops.store import get_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -127,9 +129,21 @@ def test_api_users_log_in_with_the_generated_passwords(lab):
     assert resp.status_code == 401
 
 
-def test_up_again_keeps_the_same_daemons(lab):
+def test_up_again_keeps_the_same_daemons_and_data(lab):
     lab_dir, first = lab
+    web02 = f"web02.{demo.DOMAIN}"
+    changed = subprocess.run(
+        [str(BIN / "salt-run"), "-c", first["config_dir"], "cmdb.update", web02, "status=offline", "--out=json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert changed.returncode == 0, changed.stderr
     again = json.loads(saltops("lab", "up", "--json", "--dir", str(lab_dir)).stdout)
+    store = get_store(first["db_url"])
+    with store.connect() as conn:
+        assert repo.get_host(conn, web02)["status"] == "offline", "up must not re-seed a CMDB that has data"
     assert again["started"] == []
     assert again["master"]["pid"] == first["master"]["pid"]
     assert again["api"]["pid"] == first["api"]["pid"]

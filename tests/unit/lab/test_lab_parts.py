@@ -155,3 +155,34 @@ def test_free_port_is_bindable():
     port = daemons.free_port()
     assert daemons.port_free(port)
     assert not daemons.port_open(port)
+
+
+def test_demo_data_goes_in_once_and_later_changes_are_kept(tmp_path):
+    from saltops import config
+    from saltops.cmdb import repo
+    from saltops.cmdb.model import Rules
+    from saltops.lab import seed
+    from saltops.store import get_store
+
+    url = f"sqlite:///{tmp_path / 'cmdb.db'}"
+    first = seed.seed_if_empty(url)
+    assert sorted(first["added"]) == sorted(h["hostname"] for h in demo.HOSTS)
+    store = get_store(url)
+    rules = Rules.from_config(config.load({"saltops": {"db_url": url}}))
+    repo.update(store, "alice", demo.WEB, {"status": "maintenance"}, rules)
+    assert seed.seed_if_empty(url) is None
+    with store.connect() as conn:
+        assert repo.get_host(conn, demo.WEB)["status"] == "maintenance"
+        assert len(repo.list_hosts(conn)) == len(demo.HOSTS)
+
+
+def test_demo_hosts_are_valid_cmdb_records():
+    from saltops import config
+    from saltops.cmdb.model import Rules, validate_host
+
+    rules = Rules.from_config(config.load({}))
+    for host in demo.hosts():
+        assert validate_host(host, rules)["hostname"] == host["hostname"]
+    roles = {demo.WEB: "web", demo.LB: "lb", demo.DB: "db"}
+    for minion_id, role in roles.items():
+        assert role in demo.roles_of(minion_id)
