@@ -34,7 +34,7 @@ try:
     from saltops.errors import SaltOpsError
 
     _IMPORT_ERROR = None
-except Exception as _err:  # pylint: disable=broad-except
+except Exception as _err:  # noqa: BLE001  # pylint: disable=broad-except
     # Keep the module loadable: Salt silently skips an ext_pillar whose module
     # fails to import, and states would then run without CMDB data.
     _IMPORT_ERROR = _err
@@ -68,8 +68,9 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
     try:
         # Only the two keys config.load reads: Salt's opts mapping is large and
         # slow to test for truth (its len() walks every key).
-        conf = _config.load({"saltops": __opts__.get("saltops"), "cachedir": __opts__.get("cachedir")})
-        cache = _snapshot.cache_for(conf, fire=_outage.master_fire(__opts__))
+        opts = __opts__  # noqa: F821
+        conf = _config.load({"saltops": opts.get("saltops"), "cachedir": opts.get("cachedir")})
+        cache = _snapshot.cache_for(conf, fire=_outage.master_fire(opts))
         view = cache.current()
     except SaltOpsError as err:
         raise CommandExecutionError(f"SaltOps CMDB pillar: {err}") from err

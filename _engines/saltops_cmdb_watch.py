@@ -25,7 +25,7 @@ try:
     from saltops.cmdb import snapshot as _snapshot
 
     _IMPORT_ERROR = None
-except Exception as _err:  # pylint: disable=broad-except
+except Exception as _err:  # noqa: BLE001  # pylint: disable=broad-except
     _IMPORT_ERROR = _err
 
 log = logging.getLogger(__name__)

@@ -148,7 +148,7 @@ def _fire(fire, tag, data):
         return True
     try:
         result = fire(tag, data)
-    except Exception as err:  # the event bus is not ours to break the pillar over
+    except Exception as err:  # noqa: BLE001  (the event bus is not ours to break the pillar over)
         log.warning("could not fire %s: %s", tag, err)
         return False
     if result is False:
@@ -178,7 +178,7 @@ def master_fire(opts):
             try:
                 with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False) as bus:
                     result["ok"] = bool(bus.fire_event(dict(data), tag))
-            except Exception as err:  # pylint: disable=broad-except
+            except Exception as err:  # noqa: BLE001  # pylint: disable=broad-except
                 result["error"] = err
 
         thread = threading.Thread(target=run, name="saltops-cmdb-event", daemon=True)

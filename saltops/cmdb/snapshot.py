@@ -54,7 +54,19 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 # Fields of a record kept in the snapshot (the row's own ``version`` is dropped:
 # the pillar shows the snapshot's version).
-RECORD_FIELDS = ("hostname", "ip", "lines", "roles", "platform", "machine_type", "idc", "env", "status", "owner", "apps")
+RECORD_FIELDS = (
+    "hostname",
+    "ip",
+    "lines",
+    "roles",
+    "platform",
+    "machine_type",
+    "idc",
+    "env",
+    "status",
+    "owner",
+    "apps",
+)
 BACKEND_FIELDS = ("hostname", "ip", "lines", "idc", "apps")
 
 # Defaults of the outage settings under ``saltops:cmdb`` (see docs/pillar.md).
@@ -170,7 +182,9 @@ class Snapshot:
         change the entries.
         """
         if self.roles is not None and role not in self.roles:
-            raise KeyError(f"role {role!r} is not indexed for backends (indexed: {', '.join(sorted(self.roles))})")
+            raise KeyError(
+                f"role {role!r} is not indexed for backends (indexed: {', '.join(sorted(self.roles))})"
+            )
         key = (role, env)
         cached = self._backends.get(key)
         if cached is None:
@@ -245,12 +259,19 @@ def read_header(path):
 
 
 def _header_ok(header, source_url, path):
-    if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(header.get("version"), int):
+    if (
+        not isinstance(header, dict)
+        or header.get("format") != FORMAT
+        or not isinstance(header.get("version"), int)
+    ):
         log.warning("ignoring CMDB snapshot file %s: unknown format", path)
         return False
     if source_url is not None and header.get("source") != source_url:
         log.warning(
-            "ignoring CMDB snapshot file %s: it was read from %s, not %s", path, header.get("source"), source_url
+            "ignoring CMDB snapshot file %s: it was read from %s, not %s",
+            path,
+            header.get("source"),
+            source_url,
         )
         return False
     return True
@@ -457,7 +478,9 @@ class SnapshotCache:
             self._snapshot = Snapshot.load(self.snapshot_file, self.source_url, roles=self.backend_roles)
             if self._snapshot is not None:
                 log.warning(
-                    "serving CMDB snapshot version %s from %s (stale)", self._snapshot.version, self.snapshot_file
+                    "serving CMDB snapshot version %s from %s (stale)",
+                    self._snapshot.version,
+                    self.snapshot_file,
                 )
         extra = {"version": self._snapshot.version if self._snapshot is not None else None}
         try:

@@ -32,13 +32,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-import pymysql  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+import pymysql
+import sqlalchemy as sa
 
-from saltops.store.audit import utcnow  # noqa: E402
-from saltops.store.engine import Store  # noqa: E402
-from saltops.store.schema import host_apps, host_lines, host_roles, hosts, meta  # noqa: E402
-from tests.support import mysql as mysql_support  # noqa: E402
+from saltops.store.audit import utcnow
+from saltops.store.engine import Store
+from saltops.store.schema import host_apps, host_lines, host_roles, hosts, meta
+from tests.support import mysql as mysql_support
 
 LB_SERVES = {"lb": "web"}
 ENVS = [("prod", 70), ("staging", 15), ("test", 10), ("dev", 5)]
@@ -103,7 +103,19 @@ def insert_hosts(store, records):
                 hosts.insert(),
                 [
                     {
-                        **{f: r[f] for f in ("hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner")},
+                        **{
+                            f: r[f]
+                            for f in (
+                                "hostname",
+                                "ip",
+                                "platform",
+                                "machine_type",
+                                "idc",
+                                "env",
+                                "status",
+                                "owner",
+                            )
+                        },
                         "version": version,
                         "created_at": now,
                         "updated_at": now,
@@ -113,12 +125,22 @@ def insert_hosts(store, records):
             )
             ids = dict(
                 conn.execute(
-                    sa.select(hosts.c.hostname, hosts.c.id).where(hosts.c.hostname.in_([r["hostname"] for r in chunk]))
+                    sa.select(hosts.c.hostname, hosts.c.id).where(
+                        hosts.c.hostname.in_([r["hostname"] for r in chunk])
+                    )
                 ).all()
             )
             roles = [{"host_id": ids[r["hostname"]], "role": role} for r in chunk for role in r["roles"]]
-            lines = [{"host_id": ids[r["hostname"]], "line": k, "address": v} for r in chunk for k, v in r["lines"].items()]
-            apps = [{"host_id": ids[r["hostname"]], "app": k, "settings": v} for r in chunk for k, v in r["apps"].items()]
+            lines = [
+                {"host_id": ids[r["hostname"]], "line": k, "address": v}
+                for r in chunk
+                for k, v in r["lines"].items()
+            ]
+            apps = [
+                {"host_id": ids[r["hostname"]], "app": k, "settings": v}
+                for r in chunk
+                for k, v in r["apps"].items()
+            ]
             conn.execute(host_roles.insert(), roles)
             conn.execute(host_lines.insert(), lines)
             if apps:
@@ -185,7 +207,11 @@ class BaselinePillar:
             for role in record["roles"]:
                 served = self.lb_serves.get(role)
                 if served:
-                    balancers[role] = {"serves": served, "env": record["env"], "backends": self._backends(cur, served, record["env"])}
+                    balancers[role] = {
+                        "serves": served,
+                        "env": record["env"],
+                        "backends": self._backends(cur, served, record["env"]),
+                    }
             if balancers:
                 out["cmdb_lb"] = balancers
             return out
@@ -204,10 +230,16 @@ class BaselinePillar:
         for host_id, hostname, ip, idc in cur.fetchall():
             by_id[host_id] = {"hostname": hostname, "ip": ip, "lines": {}, "idc": idc, "apps": {}}
             order.append(host_id)
-        cur.execute(f"SELECT l.host_id, l.line, l.address FROM cmdb_host_lines l WHERE l.host_id IN (SELECT h.id {match})", (role, env))
+        cur.execute(
+            f"SELECT l.host_id, l.line, l.address FROM cmdb_host_lines l WHERE l.host_id IN (SELECT h.id {match})",
+            (role, env),
+        )
         for host_id, line, address in cur.fetchall():
             by_id[host_id]["lines"][line] = address
-        cur.execute(f"SELECT a.host_id, a.app, a.settings FROM cmdb_host_apps a WHERE a.host_id IN (SELECT h.id {match})", (role, env))
+        cur.execute(
+            f"SELECT a.host_id, a.app, a.settings FROM cmdb_host_apps a WHERE a.host_id IN (SELECT h.id {match})",
+            (role, env),
+        )
         for host_id, app, settings in cur.fetchall():
             by_id[host_id]["apps"][app] = json.loads(settings)
         return [by_id[i] for i in order]
@@ -230,7 +262,10 @@ def saltops_pillar(db_url, workdir, check_interval=0):
             "ext_pillar": [{"saltops_cmdb": {}}],
             # The snapshot file is written at most once an hour here, so that the
             # render timings do not include it; writing it is timed on its own.
-            "saltops": {"db_url": db_url, "cmdb": {"version_check_interval": check_interval, "persist_interval": 3600}},
+            "saltops": {
+                "db_url": db_url,
+                "cmdb": {"version_check_interval": check_interval, "persist_interval": 3600},
+            },
         }
     )
     funcs = salt.loader.minion_mods(opts)
@@ -261,8 +296,18 @@ def time_renders(funs, minion_ids, rounds=3):
 
 def pick_sample(store, renders, rng):
     with store.connect() as conn:
-        lbs = [r[0] for r in conn.execute(sa.text("SELECT h.hostname FROM cmdb_hosts h JOIN cmdb_host_roles r ON r.host_id = h.id WHERE r.role = 'lb' AND h.env = 'prod'"))]
-        names = [r[0] for r in conn.execute(sa.text("SELECT hostname FROM cmdb_hosts WHERE hostname NOT LIKE 'lb%'"))]
+        lbs = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT h.hostname FROM cmdb_hosts h JOIN cmdb_host_roles r ON r.host_id = h.id WHERE r.role = 'lb' AND h.env = 'prod'"
+                )
+            )
+        ]
+        names = [
+            r[0]
+            for r in conn.execute(sa.text("SELECT hostname FROM cmdb_hosts WHERE hostname NOT LIKE 'lb%'"))
+        ]
     plain = rng.sample(names, min(renders, len(names)))
     return plain, rng.sample(lbs, min(max(renders // 50, 3), len(lbs)))
 
@@ -339,7 +384,9 @@ def p95_us(costs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--renders", type=int, default=300, help="typical minions rendered per size (3 rounds each)")
+    parser.add_argument(
+        "--renders", type=int, default=300, help="typical minions rendered per size (3 rounds each)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database (prints its name)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -379,19 +426,30 @@ def main(argv=None):
             for minion_id in plain[:20] + lbs[:2] + ["stranger.example.com"]:
                 ours, theirs = strip_flags(ext_pillar(minion_id, {})), strip_flags(baseline(minion_id))
                 if ours != theirs:
-                    raise SystemExit(f"pillar mismatch for {minion_id}:\nsaltops:  {ours}\nbaseline: {theirs}")
+                    raise SystemExit(
+                        f"pillar mismatch for {minion_id}:\nsaltops:  {ours}\nbaseline: {theirs}"
+                    )
 
             ours_plain, base_plain, notls_plain = time_renders(
-                [lambda m: ext_pillar(m, {}), baseline, baseline_notls], plain
+                [lambda m, f=ext_pillar: f(m, {}), baseline, baseline_notls], plain
             )
-            ours_lb, base_lb, notls_lb = time_renders([lambda m: ext_pillar(m, {}), baseline, baseline_notls], lbs)
+            ours_lb, base_lb, notls_lb = time_renders(
+                [lambda m, f=ext_pillar: f(m, {}), baseline, baseline_notls], lbs
+            )
             backends = len(ext_pillar(lbs[0], {})["cmdb_lb"]["lb"]["backends"])
 
             # One change, then the next render refreshes incrementally.
             with store.begin() as conn:
-                version = conn.execute(sa.select(meta.c.value).where(meta.c.name == "cmdb_version")).scalar_one() + 1
+                version = (
+                    conn.execute(sa.select(meta.c.value).where(meta.c.name == "cmdb_version")).scalar_one()
+                    + 1
+                )
                 conn.execute(meta.update().where(meta.c.name == "cmdb_version").values(value=version))
-                conn.execute(hosts.update().where(hosts.c.hostname == plain[1]).values(ip="10.255.255.254", version=version))
+                conn.execute(
+                    hosts.update()
+                    .where(hosts.c.hostname == plain[1])
+                    .values(ip="10.255.255.254", version=version)
+                )
             t0 = time.perf_counter()
             assert ext_pillar(plain[1], {})["cmdb"]["ip"] == "10.255.255.254"
             incremental = time.perf_counter() - t0
@@ -403,9 +461,11 @@ def main(argv=None):
             # The same pillar with version_check_interval 1.  Salt binds a loaded
             # module's __opts__ to the last loader that loaded it, so the module
             # is loaded again for this and again afterwards.
-            ext_pillar_1s, _ = saltops_pillar(database.url, os.path.join(workdir, "interval"), check_interval=1)
+            ext_pillar_1s, _ = saltops_pillar(
+                database.url, os.path.join(workdir, "interval"), check_interval=1
+            )
             ext_pillar_1s(plain[0], {})
-            (ours_1s,) = time_renders([lambda m: ext_pillar_1s(m, {})], plain)
+            (ours_1s,) = time_renders([lambda m, f=ext_pillar_1s: f(m, {})], plain)
             ext_pillar, opts = saltops_pillar(database.url, workdir)
             # Fleet mix: lb share of the CMDB, rendered at their own cost.
             lb_share = ROLES[-1][1]
@@ -442,9 +502,13 @@ def main(argv=None):
     first = results[0]
     print()
     print("CMDB pillar cost per minion render, typical (non-balancer) minions; MariaDB; median µs (p95)")
-    print("  saltops      ext_pillar saltops_cmdb, version checked on every render (version_check_interval 0)")
+    print(
+        "  saltops      ext_pillar saltops_cmdb, version checked on every render (version_check_interval 0)"
+    )
     print("  saltops@1s   the same with version_check_interval 1")
-    print("  baseline     saltext-mysql style: new PyMySQL connection (default settings) + 5 queries per render")
+    print(
+        "  baseline     saltext-mysql style: new PyMySQL connection (default settings) + 5 queries per render"
+    )
     print("  no-TLS base  the same baseline with ssl_disabled=True (its fastest form)")
     print()
     header = (

@@ -37,7 +37,9 @@ def master_opts(tmp_path):
 
 def compile_pillar(opts, minion_id, clean_cache=False):
     """Compile one minion's pillar the way a master worker does."""
-    return salt.pillar.get_pillar(opts, {"id": minion_id}, minion_id, saltenv="base", clean_cache=clean_cache).compile_pillar()
+    return salt.pillar.get_pillar(
+        opts, {"id": minion_id}, minion_id, saltenv="base", clean_cache=clean_cache
+    ).compile_pillar()
 
 
 @pytest.fixture

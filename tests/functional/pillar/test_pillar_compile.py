@@ -57,7 +57,11 @@ def mysql_cmdb(mariadb, request):
     url = mariadb.url(name)
     store = Store(url)
     store.migrate()
-    write(store, host("web01.example.com", ip="10.1.0.11"), host("lb01.example.com", roles=["lb"], ip="10.1.0.1"))
+    write(
+        store,
+        host("web01.example.com", ip="10.1.0.11"),
+        host("lb01.example.com", roles=["lb"], ip="10.1.0.1"),
+    )
     yield url, store
     store.dispose()
     mariadb.start()
@@ -98,7 +102,10 @@ def test_a_committed_change_shows_in_the_next_render(sqlite_store, master_opts, 
     version = update(store, "web02.example.com", status="online")
     lb = render(opts, "lb01.example.com")
     assert lb["cmdb"]["version"] == version
-    assert [b["hostname"] for b in lb["cmdb_lb"]["lb"]["backends"]] == ["web01.example.com", "web02.example.com"]
+    assert [b["hostname"] for b in lb["cmdb_lb"]["lb"]["backends"]] == [
+        "web01.example.com",
+        "web02.example.com",
+    ]
 
 
 def test_options_on_the_ext_pillar_line_are_refused(sqlite_store, master_opts, render):
@@ -214,7 +221,9 @@ def test_a_broken_installation_is_an_error_not_a_silently_skipped_pillar(sqlite_
         print(json.dumps(pillar))
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     import json
 

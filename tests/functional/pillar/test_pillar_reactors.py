@@ -30,7 +30,13 @@ def _chunks(reactor, sls, tag, data):
 
 
 def test_changed_calls_the_refresh_runner_with_the_version_only(reactor):
-    data = {"version": 42, "hostnames": ["evil; rm -rf /", "*"], "balancers": ["*"], "all": True, "_stamp": "x"}
+    data = {
+        "version": 42,
+        "hostnames": ["evil; rm -rf /", "*"],
+        "balancers": ["*"],
+        "all": True,
+        "_stamp": "x",
+    }
     (chunk,) = _chunks(reactor, CHANGED, "saltops/cmdb/changed", data)
     assert chunk["state"] == "runner" and chunk["fun"] == "cmdb.refresh"
     assert chunk["args"] == [{"version": 42}]

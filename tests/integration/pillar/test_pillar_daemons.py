@@ -113,7 +113,10 @@ def test_stale_data_during_an_outage_and_recovery(saltops_master_factory, mariad
             mariadb.stop()
             if pillar_cache:
                 # The cached pillar would be served as is: ask for a recompile.
-                assert minion.salt_call_cli(timeout=120).run("saltutil.refresh_pillar", wait=True).returncode == 0
+                assert (
+                    minion.salt_call_cli(timeout=120).run("saltutil.refresh_pillar", wait=True).returncode
+                    == 0
+                )
             stale = _pillar(minion)
             assert "_errors" not in stale
             assert stale["cmdb"]["stale"] is True and stale["cmdb"]["stale_since"].endswith("Z")
@@ -129,22 +132,33 @@ def test_stale_data_during_an_outage_and_recovery(saltops_master_factory, mariad
             assert event["down_seconds"] > 0
             # The reactor refreshed every minion's pillar (cache cleaned): fresh data.
             fresh = _wait_until(
-                lambda: (p := _pillar(minion))["cmdb"]["stale"] is False and p["cmdb"]["version"] == new_version and p
+                lambda: (
+                    (p := _pillar(minion))["cmdb"]["stale"] is False
+                    and p["cmdb"]["version"] == new_version
+                    and p
+                )
             )
             assert fresh["cmdb"]["ip"] == "10.30.0.99"
             # The refresh was the reactor's doing: its job is on the bus.
             jobs = master.event_listener.get_events([(master.id, "salt/job/*/new")], after_time=back - 1)
-            assert any(e.data.get("fun") == "saltutil.refresh_pillar" and e.data.get("tgt") == "*" for e in jobs)
+            assert any(
+                e.data.get("fun") == "saltutil.refresh_pillar" and e.data.get("tgt") == "*" for e in jobs
+            )
 
 
 @pytest.mark.parametrize("pillar_cache", [False, True], ids=["no-pillar-cache", "pillar-cache"])
-def test_no_data_ever_refuses_state_apply_until_the_database_answers(saltops_master_factory, mariadb, pillar_cache):
+def test_no_data_ever_refuses_state_apply_until_the_database_answers(
+    saltops_master_factory, mariadb, pillar_cache
+):
     suffix = "c" if pillar_cache else "n"
     minion_id = f"web0{3 if pillar_cache else 4}.pillar.test"
     url, _ = _cmdb(mariadb, f"ipillar_never_{suffix}", minion_id)
     mariadb.stop()  # before the master ever reads it: no snapshot anywhere
     master = saltops_master_factory(f"pillar-e-{suffix}", db_url=url, extra=_master_extra(pillar_cache))
-    with master.state_tree.base.temp_file("saltops_pillar_check.sls", CHECK_SLS), master.started(start_timeout=120):
+    with (
+        master.state_tree.base.temp_file("saltops_pillar_check.sls", CHECK_SLS),
+        master.started(start_timeout=120),
+    ):
         minion = master.salt_minion_daemon(minion_id, overrides=saltenv.minion_overrides())
         with minion.started(start_timeout=120):
             cli = minion.salt_call_cli(timeout=120)

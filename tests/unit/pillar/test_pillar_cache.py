@@ -96,7 +96,9 @@ def test_a_database_whose_version_went_back_is_reloaded_whole(store, sqlite_url,
     assert cache.stats["full_loads"] == 2
 
 
-def test_snapshot_file_is_written_when_the_version_changed_and_throttled(store, sqlite_url, make_cache, clock):
+def test_snapshot_file_is_written_when_the_version_changed_and_throttled(
+    store, sqlite_url, make_cache, clock
+):
     write(store, host("web01.example.com"))
     cache = make_cache(sqlite_url, persist_interval=60)
     cache.current()
@@ -120,7 +122,7 @@ def _child(cache, conn):
     try:
         view = cache.current()
         conn.send((view.snapshot.version, view.snapshot.record("web02.example.com") is not None, os.getpid()))
-    except Exception as err:  # report to the parent
+    except Exception as err:  # noqa: BLE001  (reported to the parent)
         conn.send(("error", repr(err), os.getpid()))
     finally:
         conn.close()

@@ -151,7 +151,9 @@ def test_outage_serves_stale_data_then_recovers(db, mariadb, make_cache, clock, 
     assert cache.current().snapshot.version == new_version
 
 
-def test_a_restarted_master_serves_the_snapshot_file_while_the_database_is_down(db, mariadb, make_cache, clock, events):
+def test_a_restarted_master_serves_the_snapshot_file_while_the_database_is_down(
+    db, mariadb, make_cache, clock, events
+):
     url, store = db
     version = write(store, host("web01.example.com"))
     first = make_cache(url)

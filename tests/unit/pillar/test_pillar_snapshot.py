@@ -69,7 +69,10 @@ def test_apply_updates_records_and_index():
     # Moving a host to another env moves it between index entries.
     snap.apply(10, [host("web04.example.com", env="staging")], [])
     assert [b["hostname"] for b in snap.backends("web", "prod")] == ["web03.example.com"]
-    assert [b["hostname"] for b in snap.backends("web", "staging")] == ["web04.example.com", "web09.example.com"]
+    assert [b["hostname"] for b in snap.backends("web", "staging")] == [
+        "web04.example.com",
+        "web09.example.com",
+    ]
     # A host both purged and re-added in the window is kept (the row wins).
     snap.apply(11, [host("web03.example.com", ip="10.9.9.9")], ["web03.example.com"])
     assert snap.record("web03.example.com")["ip"] == "10.9.9.9"
@@ -94,7 +97,8 @@ def test_load_refuses_foreign_corrupt_and_missing_files(tmp_path):
     assert Snapshot.load(path, URL) is None
     _snap().save(path, URL)
     assert Snapshot.load(path, "mysql+pymysql://other@elsewhere/saltops") is None
-    data = open(path, "rb").read()
+    with open(path, "rb") as fh:
+        data = fh.read()
     with open(path, "wb") as fh:
         fh.write(data[: len(data) // 2])
     assert Snapshot.load(path, URL) is None
