@@ -18,10 +18,14 @@ from saltops.paths import tree_root
 # entries may share a tag; they are grouped in the order given.
 REACTORS = [
     ("saltops/cmdb/changed", "reactor/cmdb_changed.sls"),
+    ("saltops/cmdb/recovered", "reactor/cmdb_recovered.sls"),
 ]
 
 # Engines the master runs: ``(engine name, its options)``.
-ENGINES = []
+ENGINES = [
+    # Announces the end of a CMDB database outage even when no pillar renders.
+    ("saltops_cmdb_watch", {"interval": 10}),
+]
 
 # salt-api clients the runners and the CI hand-over use.
 NETAPI_CLIENTS = ["local", "local_async", "runner", "runner_async", "wheel"]

@@ -186,3 +186,19 @@ def test_demo_hosts_are_valid_cmdb_records():
     roles = {demo.WEB: "web", demo.LB: "lb", demo.DB: "db"}
     for minion_id, role in roles.items():
         assert role in demo.roles_of(minion_id)
+
+
+def test_seeding_leaves_no_event_pending_unless_asked(tmp_path):
+    from saltops.lab import seed
+    from saltops.store import get_store, outbox
+
+    quiet = f"sqlite:///{tmp_path / 'quiet.db'}"
+    assert seed.seed(quiet)["added"]
+    assert outbox.pending_count(get_store(quiet)) == 0
+
+    loud = f"sqlite:///{tmp_path / 'loud.db'}"
+    seed.seed(loud, announce=True)
+    fired = []
+    outbox.flush(get_store(loud), lambda tag, data: fired.append((tag, data)))
+    assert [tag for tag, _ in fired] == ["saltops/cmdb/changed"]
+    assert set(fired[0][1]["hostnames"]) == {h["hostname"] for h in demo.HOSTS}
