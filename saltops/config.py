@@ -28,6 +28,13 @@ DEFAULTS = {
         "version_check_interval": 0,
         # Last known good snapshot, served (marked stale) while the database is down.
         "snapshot_file": None,
+        # Seconds a process waits after a failed read before it tries the database
+        # again (meanwhile it serves stale data without waiting for timeouts).
+        "retry_interval": 5,
+        # Seconds between two ``saltops/cmdb/unavailable`` events during one outage.
+        "event_interval": 300,
+        # Seconds between two writes of the snapshot file.
+        "persist_interval": 60,
         # Directories `cmdb.import path=...` may read from; empty: any file the master can read.
         "import_roots": [],
         # Seconds `cmdb.drift` waits for minions to answer.
@@ -51,11 +58,14 @@ def _merge(base, over):
 
 def load(opts):
     """Return the effective ``saltops:`` settings for a Salt ``opts`` dict."""
-    raw = (opts or {}).get("saltops") or {}
+    # Salt's opts object walks every key on a truth test: avoid ``opts or {}``.
+    if opts is None:
+        opts = {}
+    raw = opts.get("saltops") or {}
     if not isinstance(raw, dict):
         raise ConfigError("the 'saltops:' key of the master config must be a mapping")
     conf = _merge(DEFAULTS, raw)
-    cachedir = (opts or {}).get("cachedir") or "/var/cache/salt/master"
+    cachedir = opts.get("cachedir") or "/var/cache/salt/master"
     if not conf["db_url"]:
         conf["db_url"] = "sqlite:///" + os.path.join(cachedir, "saltops", "saltops.db")
     if not conf["cmdb"]["snapshot_file"]:

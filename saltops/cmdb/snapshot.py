@@ -44,6 +44,7 @@ from collections import namedtuple
 import msgpack
 import sqlalchemy as sa
 
+from saltops import config
 from saltops.cmdb import repo
 from saltops.cmdb.outage import OutageMarker
 from saltops.errors import StoreUnavailable
@@ -69,16 +70,8 @@ RECORD_FIELDS = (
 )
 BACKEND_FIELDS = ("hostname", "ip", "lines", "idc", "apps")
 
-# Defaults of the outage settings under ``saltops:cmdb`` (see docs/pillar.md).
-DEFAULTS = {
-    # Seconds a process waits after a failed read before it tries the database
-    # again (meanwhile it serves stale data without waiting for timeouts).
-    "retry_interval": 5,
-    # Seconds between two ``saltops/cmdb/unavailable`` events during one outage.
-    "event_interval": 300,
-    # Seconds between two writes of the snapshot file.
-    "persist_interval": 60,
-}
+# Defaults of the outage settings under ``saltops:cmdb`` (documented in saltops/config.py).
+DEFAULTS = {key: config.DEFAULTS["cmdb"][key] for key in ("retry_interval", "event_interval", "persist_interval")}
 
 VERSION_SQL = "SELECT value FROM saltops_meta WHERE name = 'cmdb_version'"
 
