@@ -351,12 +351,16 @@ def _answered(raw):
     """``{minion: return}`` for the minions that really answered.
 
     With ``full_return`` an answer is ``{"ret": ..., "retcode": ...}``; Salt
-    marks a minion that did not answer with ``False`` or ``{"failed": True}``.
+    marks a minion that did not answer with ``False``, ``{"failed": True}`` or
+    ``{"out": "no_return", "ret": "Minion did not return..."}``.
     """
     return {
         minion: data["ret"]
         for minion, data in (raw or {}).items()
-        if isinstance(data, dict) and "ret" in data and not data.get("failed")
+        if isinstance(data, dict)
+        and "ret" in data
+        and not data.get("failed")
+        and data.get("out") != "no_return"
     }
 
 
