@@ -94,8 +94,11 @@ def _translate(err):
 
 
 def _finish(result):
-    if isinstance(result, dict) and result.get("status") not in _OK:
-        __context__["retcode"] = 1
+    """``retcode`` in the returned dict is what sets salt-run's exit status."""
+    if isinstance(result, dict):
+        result["retcode"] = 0 if result.get("status") in _OK else 1
+        if result["retcode"]:
+            __context__["retcode"] = 1
     return result
 
 
@@ -305,7 +308,14 @@ def abort(id):
     try:
         store = _store(conf)
         result = engine.abort(store, dconf, _deploy_id(id), _executor(dconf), _fire, _progress)
-        return result
+        # An aborted deploy is what was asked for.
+        return dict(
+            result,
+            retcode=0
+            if result.get("status")
+            in ("aborted", "rolling_back", "switching", "paused", "staging", "pending")
+            else 1,
+        )
     except (Conflict, NotFound, SaltOpsError) as err:
         raise _translate(err) from None
 

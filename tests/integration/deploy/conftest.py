@@ -12,8 +12,11 @@ from saltops.cmdb.model import Rules
 from tests.functional.deploy import deploy_appkit as kit
 
 DEPLOY_MINIONS = ("d1.deploy.test", "d2.deploy.test", "d3.deploy.test")
-PLACES = {"d1.deploy.test": ("bj-idc1", "telecom"), "d2.deploy.test": ("sh-idc1", "unicom"),
-          "d3.deploy.test": ("bj-idc2", "telecom")}
+PLACES = {
+    "d1.deploy.test": ("bj-idc1", "telecom"),
+    "d2.deploy.test": ("sh-idc1", "unicom"),
+    "d3.deploy.test": ("bj-idc2", "telecom"),
+}
 APP = "dshop"
 ENV = "test"
 

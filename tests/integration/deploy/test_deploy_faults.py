@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import types
 
 import pytest
 import sqlalchemy as sa
@@ -35,8 +36,31 @@ def ops(deploy_minions, deploy_hosts, artifacts, salt_run, salt_master, cmdb_sto
             url, digest = Ops.build(version, broken=kw.pop("broken", False), slow=kw.pop("slow", 0))
             kw.setdefault("return_timeout", 5)
             # `env=` would be taken as the CLI process's environment: pass every argument as text.
-            args = {"app": APP, "env": ENV, "version": version, "artifact": url, "sha256": sha or digest, **kw}
-            return salt_run("deploy.run", *(f"{k}={v}" for k, v in args.items()))
+            args = {
+                "app": APP,
+                "env": ENV,
+                "version": version,
+                "artifact": url,
+                "sha256": sha or digest,
+                **kw,
+            }
+            before = Ops.latest_id()
+            ret = salt_run("deploy.run", *(f"{k}={v}" for k, v in args.items()))
+            return Ops.result(ret, before)
+
+        @staticmethod
+        def result(ret, before=None, deploy_id=None):
+            """The CLI result with ``data`` = the deploy as deploy.status shows it (None if none was made).
+
+            salt-run prints progress events before the return, so its stdout is not one document.
+            """
+            latest = deploy_id or Ops.latest_id()
+            return types.SimpleNamespace(
+                returncode=ret.returncode,
+                stdout=ret.stdout,
+                stderr=ret.stderr,
+                deploy=salt_run("deploy.status", latest).data if latest != before else None,
+            )
 
         @staticmethod
         def serving(name):
@@ -51,7 +75,9 @@ def ops(deploy_minions, deploy_hosts, artifacts, salt_run, salt_master, cmdb_sto
         @staticmethod
         def popen(*args):
             cmd = salt_master.salt_run_cli().cmdline(*args)
-            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            return subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            )
 
         @staticmethod
         def latest_id():
@@ -84,16 +110,16 @@ def ops(deploy_minions, deploy_hosts, artifacts, salt_run, salt_master, cmdb_sto
 def test_rolling_deploys_and_history(ops, salt_run):
     first = ops.deploy("1.0.0")
     assert first.returncode == 0, first.stderr
-    assert first.data["status"] == "succeeded", first.data
+    assert first.deploy["status"] == "succeeded", first.stdout
     second = ops.deploy("2.0.0", batch_size=1)
-    assert second.data["status"] == "succeeded", second.data
+    assert second.deploy["status"] == "succeeded", second.stdout
     assert ops.all_serve("2.0.0")
-    assert len(second.data["batches"]) == 3
-    assert {h["previous_version"] for h in second.data["hosts"].values()} == {"1.0.0"}
+    assert len(second.deploy["batches"]) == 3
+    assert {h["previous_version"] for h in second.deploy["hosts"].values()} == {"1.0.0"}
     listed = salt_run("deploy.history", f"env={ENV}", app=APP).data
     assert [r["version"] for r in listed[:2]] == ["2.0.0", "1.0.0"]
     assert all(r["actor"] for r in listed)
-    full = salt_run("deploy.status", second.data["id"]).data
+    full = salt_run("deploy.status", second.deploy["id"]).data
     assert full["hosts_by_status"] == {"switched": 3} and full["stale"] is False
 
 
@@ -107,39 +133,49 @@ def test_plan_shows_batches_without_changing_anything(ops, salt_run):
 def test_bad_checksum_switches_nothing(ops):
     ret = ops.deploy("2.1.0", sha="ab" * 32)
     assert ret.returncode != 0
-    assert ret.data["status"] == "failed"
-    assert "checksum mismatch on 3 host(s)" in ret.data["error"]
-    assert ret.data["hosts_by_status"] == {"stage_failed": 3}
+    assert ret.deploy["status"] == "failed"
+    assert "checksum mismatch on 3 host(s)" in ret.deploy["error"]
+    assert ret.deploy["hosts_by_status"] == {"stage_failed": 3}
     assert ops.all_serve("2.0.0")
 
 
 def test_canary_failing_health_check_is_rolled_back(ops):
     ret = ops.deploy("2.2.0", broken=True, strategy="canary")
-    assert ret.data["status"] == "rolled_back", ret.data
-    canary = ret.data["batches"][0]["hosts"]
-    assert len(canary) == 1 and ret.data["hosts"][canary[0]]["status"] == "rolled_back"
-    assert "health check" in ret.data["error"]
+    assert ret.deploy["status"] == "rolled_back", ret.stdout
+    canary = ret.deploy["batches"][0]["hosts"]
+    assert len(canary) == 1 and ret.deploy["hosts"][canary[0]]["status"] == "rolled_back"
+    assert "health check" in ret.deploy["error"]
     others = [h for h in DEPLOY_MINIONS if h not in canary]
-    assert all(ret.data["hosts"][h]["status"] == "staged" for h in others)
+    assert all(ret.deploy["hosts"][h]["status"] == "staged" for h in others)
     assert ops.all_serve("2.0.0")
 
 
 def test_second_deploy_of_the_same_app_is_refused(ops, salt_run):
     paused = ops.deploy("2.3.0", strategy="canary", pause=True)
-    assert paused.data["status"] == "paused", paused.data
+    assert paused.deploy["status"] == "paused", paused.stdout
     refused = ops.deploy("2.4.0")
     assert refused.returncode != 0
-    assert f"deploy {paused.data['id']} of {APP} 2.3.0 to {ENV} is in progress (paused" in refused.stderr + refused.stdout
-    aborted = salt_run("deploy.abort", paused.data["id"], return_timeout=5)
-    assert aborted.data["status"] == "aborted", aborted.data
+    assert (
+        f"deploy {paused.deploy['id']} of {APP} 2.3.0 to {ENV} is in progress (paused"
+        in refused.stderr + refused.stdout
+    )
+    aborted = ops.result(salt_run("deploy.abort", paused.deploy["id"]), deploy_id=paused.deploy["id"])
+    assert aborted.deploy["status"] == "aborted", aborted.stdout
     assert ops.all_serve("2.0.0")
 
 
 def test_hanging_artifact_url_times_out(ops, artifacts):
     url = artifacts.url("hang/dshop-9.tar.gz")
     start = time.monotonic()
-    ret = ops.popen("deploy.run", f"app={APP}", f"env={ENV}", "version=2.5.0", f"artifact={url}",
-                    f"sha256={'cd' * 32}", "return_timeout=5")
+    ret = ops.popen(
+        "deploy.run",
+        f"app={APP}",
+        f"env={ENV}",
+        "version=2.5.0",
+        f"artifact={url}",
+        f"sha256={'cd' * 32}",
+        "return_timeout=5",
+    )
     out, err = ret.communicate(timeout=120)
     assert time.monotonic() - start < 60
     assert ret.returncode != 0
@@ -151,38 +187,56 @@ def test_hanging_artifact_url_times_out(ops, artifacts):
 
 
 def test_rollback_to_a_release_no_longer_on_disk(ops, salt_run, deploy_hosts):
-    assert ops.deploy("3.0.0").data["status"] == "succeeded"
+    assert ops.deploy("3.0.0").deploy["status"] == "succeeded"
     # keep=2: 1.0.0 is gone from every host.
     for rec in deploy_hosts.values():
         assert not os.path.exists(os.path.join(rec["apps"][APP]["base"], APP, "releases", "1.0.0"))
-    back = salt_run("deploy.rollback", f"env={ENV}", app=APP, to="1.0.0", return_timeout=5)
-    assert back.data["status"] == "succeeded", back.data
-    assert back.data["kind"] == "rollback" and back.data["version"] == "1.0.0"
+    before = ops.latest_id()
+    back = ops.result(
+        salt_run("deploy.rollback", f"env={ENV}", app=APP, to="1.0.0", return_timeout=5), before
+    )
+    assert back.deploy["status"] == "succeeded", back.stdout
+    assert back.deploy["kind"] == "rollback" and back.deploy["version"] == "1.0.0"
     assert ops.all_serve("1.0.0")
     unknown = salt_run("deploy.rollback", f"env={ENV}", app=APP, to="0.0.1")
-    assert unknown.returncode != 0 and "0.0.1 was never deployed successfully" in unknown.stderr + unknown.stdout
+    assert (
+        unknown.returncode != 0 and "0.0.1 was never deployed successfully" in unknown.stderr + unknown.stdout
+    )
 
 
 def test_runner_killed_mid_deploy_then_status_and_resume(ops, salt_run):
     url, digest = ops.build("4.0.0", slow=3)
-    proc = ops.popen("deploy.run", f"app={APP}", f"env={ENV}", "version=4.0.0", f"artifact={url}",
-                     f"sha256={digest}", "batch_size=1", "return_timeout=5")
+    before = ops.latest_id()
+    proc = ops.popen(
+        "deploy.run",
+        f"app={APP}",
+        f"env={ENV}",
+        "version=4.0.0",
+        f"artifact={url}",
+        f"sha256={digest}",
+        "batch_size=1",
+        "return_timeout=5",
+    )
     try:
         deploy_id = ops.wait_for(
-            lambda: ops.latest_id() if ops.host_statuses(ops.latest_id()).get(DEPLOY_MINIONS[0]) else None,
-            what="the deploy to start",
+            lambda: ops.latest_id() != before and ops.latest_id(), what="the deploy to start"
         )
-        ops.wait_for(lambda: "staged" in ops.host_statuses(deploy_id).values()
-                     and list(ops.host_statuses(deploy_id).values()).count("switched") >= 1,
-                     timeout=90, what="the first batch to switch")
+        ops.wait_for(
+            lambda: (
+                "staged" in ops.host_statuses(deploy_id).values()
+                and list(ops.host_statuses(deploy_id).values()).count("switched") >= 1
+            ),
+            timeout=90,
+            what="the first batch to switch",
+        )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     status = salt_run("deploy.status", deploy_id).data
     assert status["status"] == "switching" and status["stale"] is True and status["runner_alive"] is False
     assert ops.wait_for(lambda: salt_run("deploy.status").data, what="active list")[0]["stale"] is True
-    resumed = salt_run("deploy.resume", deploy_id)
-    assert resumed.data["status"] == "succeeded", resumed.data
+    resumed = ops.result(salt_run("deploy.resume", deploy_id), deploy_id=deploy_id)
+    assert resumed.deploy["status"] == "succeeded", resumed.stdout
     assert ops.all_serve("4.0.0")
     assert salt_run("deploy.status", deploy_id).data["stale"] is False
 
@@ -191,12 +245,25 @@ def test_minion_killed_mid_batch_counts_as_failed(ops, salt_run, deploy_minions)
     plan = salt_run("deploy.plan", f"env={ENV}", app=APP, batch_size=1).data
     victim = plan["batches"][-1]["hosts"][0]
     url, digest = ops.build("5.0.0", slow=3)
-    proc = ops.popen("deploy.run", f"app={APP}", f"env={ENV}", "version=5.0.0", f"artifact={url}",
-                     f"sha256={digest}", "batch_size=1", "return_timeout=3")
+    before = ops.latest_id()
+    proc = ops.popen(
+        "deploy.run",
+        f"app={APP}",
+        f"env={ENV}",
+        "version=5.0.0",
+        f"artifact={url}",
+        f"sha256={digest}",
+        "batch_size=1",
+        "return_timeout=3",
+    )
     try:
         deploy_id = ops.wait_for(
-            lambda: ops.latest_id() if set(ops.host_statuses(ops.latest_id()).values()) == {"staged"} else None,
-            timeout=90, what="pre-stage to finish",
+            lambda: ops.latest_id() != before and ops.latest_id(), what="the deploy to start"
+        )
+        ops.wait_for(
+            lambda: set(ops.host_statuses(deploy_id).values()) == {"staged"},
+            timeout=90,
+            what="pre-stage to finish",
         )
         deploy_minions[victim].terminate()
         out, err = proc.communicate(timeout=240)
