@@ -31,6 +31,7 @@ RESERVED_LABELS = ("alertname", "host", "severity")
 _RULE_KEYS = {
     "name", "event", "beacon", "tag", "field", "op", "threshold", "where", "key", "key_from_tag",
     "for", "resolve_after", "absent_for", "severity", "labels", "annotations", "remediate",
+    "fire_event",
 }
 # What `alarm.remediate` may run on the alarm's host (the reactor calls it with a fingerprint only).
 REMEDIATIONS = ("service.restart", "service.start", "supervisord.restart", "supervisord.start", "state.apply")
@@ -264,8 +265,11 @@ def _rule(raw, idx, problems, resolve_after):
             extra = set(remediate) - {"function", "args", "arg_label"}
             if extra:
                 problems.append(f"{where}.remediate: unknown keys {sorted(extra)}")
+    fire_event = raw.get("fire_event", remediate is not None)
+    if not isinstance(fire_event, bool):
+        problems.append(f"{where}.fire_event: true or false")
     return Rule(
-        remediate=remediate,
+        remediate=remediate, fire_event=bool(fire_event),
         name=name, event=event, beacon=beacon, tag=tag, field=field, op=op, threshold=threshold,
         where=where_m, key=key_labels, key_from_tag=key_from_tag, for_=for_s, resolve_after=res,
         absent_for=absent_for, severity=severity, labels=labels, annotations=dict(annotations),

@@ -114,6 +114,10 @@ class AlarmService:
             self.step(self.clock())
         except Exception as err:
             log.warning("last write-behind failed: %s", err)
+        try:
+            self._fire_events()
+        except Exception as err:
+            log.warning("alarm events not fired before stopping: %s", err)
         if self.endpoint is not None:
             self.endpoint.stop()
         self.deliverer.stop()
@@ -174,6 +178,9 @@ class AlarmService:
         if get_event is not None:
             threading.Thread(target=self.reader, args=(get_event,), name="saltops-alarms-reader",
                              daemon=True).start()
+        if self.fire is not None:
+            self._events_pending = True  # events committed by a previous run
+            threading.Thread(target=self._fire_loop, name="saltops-alarms-fire", daemon=True).start()
         tick = self.alarms_conf["tick"]
         next_tick = time.monotonic()
         while not self.stopping.is_set():
@@ -194,18 +201,19 @@ class AlarmService:
             self.labels.maybe_refresh()
         batch = self.pipeline.tick(now)
         if not batch:
-            self._fire_events()
             return None
+        events = self._alarm_events(batch)
         try:
-            queued = persist.write(self.store, batch, now, events=self._alarm_events(batch))
+            queued = persist.write(self.store, batch, now, events=events)
         except Exception:
             self.figures.db_errors.inc()
             self.pipeline.requeue(batch)
             raise
         self.last_batch_at = now
+        if events:
+            self._events_pending = True
         if queued:
             self.deliverer.submit(queued)
-        self._fire_events()
         if now - self._last_prune > 3600:
             self._last_prune = now
             with self.store.begin() as conn:
@@ -213,25 +221,47 @@ class AlarmService:
         return batch
 
     def _alarm_events(self, batch):
+        """Reactor events for the rules that ask for them (``fire_event``, implied by ``remediate``).
+
+        Opt-in per rule because the reactor runs ~25 runner calls a second: a storm
+        of per-alarm events would only queue up there.
+        """
         if not self.alarms_conf["fire_events"] or self.fire is None:
             return []
+        wanted = self._event_rules
         out = []
         for row in batch.history:
-            if row["event"] in (FIRING, RESOLVED):
+            if row["event"] in (FIRING, RESOLVED) and row["rule"] in wanted:
                 labels = row["labels"]
                 out.append((f"saltops/alarm/{row['fingerprint']}/{row['event']}", {
                     "fingerprint": row["fingerprint"], "alertname": labels.get("alertname"),
                     "host": labels.get("host"), "severity": labels.get("severity"), "labels": labels,
                     "value": row["value"],
                 }))
-        if out:
-            self._events_pending = True
         return out
 
+    @property
+    def _event_rules(self):
+        return {r.name for r in self.ruleset.rules if r.fire_event}
+
+    def _fire_loop(self):
+        while not self.stopping.wait(0.05):
+            if self._events_pending:
+                try:
+                    self._fire_events()
+                except Exception as err:  # the database or the bus is down: try again
+                    log.warning("alarm events not fired: %s", err)
+                    time.sleep(1)
+
     def _fire_events(self, limit=500):
-        """Fire committed ``saltops/alarm/...`` events, marking them sent in one update."""
-        if not self._events_pending or self.fire is None:
+        """Fire committed ``saltops/alarm/...`` events, marking them sent in one update.
+
+        Runs in its own thread (firing is synchronous IPC); the main loop only
+        sets ``_events_pending``.
+        """
+        if self.fire is None:
             return 0
+        self._events_pending = False
         with self.store.connect() as conn:
             rows = conn.execute(
                 sa.select(event_outbox.c.id, event_outbox.c.tag, event_outbox.c.data)
@@ -251,7 +281,8 @@ class AlarmService:
 
             with self.store.begin() as conn:
                 conn.execute(event_outbox.update().where(event_outbox.c.id.in_(fired)).values(sent_at=utcnow()))
-        self._events_pending = len(rows) == limit or len(fired) < len(rows)
+        if len(rows) == limit or len(fired) < len(rows):
+            self._events_pending = True
         return len(fired)
 
     # -- housekeeping -----------------------------------------------------------------------
