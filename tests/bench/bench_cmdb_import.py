@@ -25,12 +25,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from saltops import config  # noqa: E402
-from saltops.cmdb import io  # noqa: E402
-from saltops.cmdb.model import Rules  # noqa: E402
-from saltops.store.engine import Store  # noqa: E402
-from saltops.store.schema import hosts as hosts_table  # noqa: E402
-from tests.support import mysql as mysql_support  # noqa: E402
+from saltops import config
+from saltops.cmdb import io
+from saltops.cmdb.model import Rules
+from saltops.store.engine import Store
+from saltops.store.schema import hosts as hosts_table
+from tests.support import mysql as mysql_support
 
 CONF = config.load({"cachedir": tempfile.gettempdir()})
 RULES = Rules.from_config(CONF)
