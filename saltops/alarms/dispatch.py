@@ -105,8 +105,9 @@ class Dispatcher:
             shown = [a for a in visible if a.fingerprint in decision.firing]
             shown += [a for a in resolved if a.fingerprint in decision.resolved]
             if shown:
+                known = entry.firing if entry is not None else frozenset()
                 note = Notification(receiver.name, list(receiver.channels), group.id,
-                                    self._payload(group, receiver.name, shown))
+                                    self._payload(group, receiver.name, shown, known))
                 nflog.set(group.id, receiver.name, group.key, decision.known,
                           [a.fingerprint for a in resolved], now)
         if note is None and (entry is None or entry.firing != decision.known):
@@ -121,8 +122,14 @@ class Dispatcher:
             del self.groups[group.key]
         return note, resolved
 
-    def _payload(self, group, receiver, alerts):
-        alerts = sorted(alerts, key=lambda a: (a.state != FIRING, a.labels.get("host", ""), a.fingerprint))
+    def _payload(self, group, receiver, alerts, known=frozenset()):
+        # What is news comes first (new firing, then resolved, then still firing), so that
+        # a message cut to max_alerts in a storm still lists what changed.
+        def order(a):
+            rank = 1 if a.state == RESOLVED else (0 if a.fingerprint not in known else 2)
+            return (rank, a.labels.get("host", ""), a.fingerprint)
+
+        alerts = sorted(alerts, key=order)
         limit = getattr(self.ruleset.receivers.get(receiver), "max_alerts", MAX_ALERTS_PER_MESSAGE)
         shown = alerts[:limit] if limit else alerts
         firing = any(a.state == FIRING for a in alerts)

@@ -8,7 +8,9 @@ One command, one master, two phases at the same event rate:
   the ``saltops_alarms`` engine, evaluated, grouped and delivered as an
   Alertmanager webhook to a local receiver.
 
-Printed: events fired, events that arrived (zero loss?), events/s sustained,
+Printed: events fired, events that arrived (zero loss?), events/s sustained
+(engine: events accepted / time from the first event fired to the engine's
+counter reaching them all; baseline: runner calls / time to the last call),
 and p50/p99 latency from firing the event to the runner call (baseline) or to
 the notification that announces the alarm (engine), and the ratios.
 
@@ -49,7 +51,8 @@ def master_config(tmp, receivers, db_url, port):
                    "key": ["mount"]}],
         "route": {"receiver": "ops", "group_by": ["alertname"], "group_wait": "0.2s", "group_interval": "0.5s",
                   "repeat_interval": "1h"},
-        "receivers": {"ops": {"channels": ["hook"], "max_alerts": 0}},
+        # New alarms are listed first; 2,000 a message covers a 0.5 s interval at 1,000 ev/s.
+        "receivers": {"ops": {"channels": ["hook"], "max_alerts": 2000}},
     }
     (tmp / "rules.yml").write_text(yaml.safe_dump(rules))
     return {
@@ -171,6 +174,24 @@ def main():
         events = [(f"salt/beacon/bh{i:06d}/diskusage/", {"id": f"bh{i:06d}", "diskusage": 95.0, "mount": "/"})
                   for i in range(n)]
         fired_at = {}
+        ingested = {}
+
+        def watch():
+            # When did the engine's accepted counter reach n? (ingestion rate, without the
+            # notification tail of the last group interval)
+            while "done" not in ingested:
+                try:
+                    if metric(port, "saltops_alarm_events_accepted_total") - accepted_before >= n:
+                        ingested["done"] = time.time()
+                        return
+                except OSError:
+                    pass
+                time.sleep(0.2)
+
+        import threading
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         took = fire_paced(bus, events, args.rate)
         for tag, data in events:
             fired_at[data["id"]] = data["t0"]
@@ -183,12 +204,14 @@ def main():
             return seen
 
         wait_until(lambda: len(announced()) >= n, 120)
+        watcher.join(30)
+        ingested.setdefault("done", float("nan"))
         seen = announced()
         accepted = metric(port, "saltops_alarm_events_accepted_total") - accepted_before
         lat = [seen[h] - fired_at[h] for h in fired_at if h in seen]
-        span = max(seen.values()) - min(fired_at.values()) if seen else float("nan")
+        span = ingested["done"] - min(fired_at.values())
         engine = {"fired": n, "fire_seconds": took, "arrived": len(seen), "accepted": int(accepted),
-                  "lost": n - len(seen), "rate": len(seen) / span if seen else 0.0,
+                  "lost": n - len(seen), "rate": int(accepted) / span if accepted else 0.0,
                   "p50": pct(lat, 50), "p99": pct(lat, 99), "notifications": len(receivers.of("hook"))}
         bus.destroy()
     finally:
@@ -208,11 +231,13 @@ def main():
     for name, r in (("reactor -> runner", baseline), ("saltops_alarms engine", engine)):
         print(f"{name:<22}{r['fired']:>8}{r['arrived']:>9}{r['lost']:>7}{r['rate']:>9.1f}{r['p50']:>9.3f}"
               f"{r['p99']:>9.3f}")
-    print(f"engine: {engine['accepted']} events accepted, {engine['notifications']} grouped notifications")
+    print(f"engine: {engine['accepted']} events accepted, {engine['notifications']} grouped notifications; "
+          f"fired in {engine['fire_seconds']:.1f} s (baseline {baseline['fire_seconds']:.1f} s)")
     if baseline["rate"]:
         print(f"ratio engine/baseline: throughput x{engine['rate'] / baseline['rate']:.1f}, "
               f"p99 latency x{engine['p99'] / baseline['p99']:.3f}")
-    ok = engine["lost"] == 0 and engine["p99"] < 2.0 and engine["rate"] >= min(1000.0, args.rate) * 0.95
+    # Ingestion keeps up when it ends within a polling step of the last event fired.
+    ok = engine["lost"] == 0 and engine["p99"] < 2.0 and engine["rate"] >= min(1000.0, args.rate) * 0.97
     print("target (>=1000 ev/s, zero loss, p99 < 2 s):", "met" if ok else "NOT met")
     return 0 if ok else 1
 
