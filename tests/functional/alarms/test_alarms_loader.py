@@ -1,0 +1,129 @@
+"""The alarm runner, engine module and reactor SLS through Salt's own loaders (no daemons)."""
+
+import time
+
+import pytest
+import salt.config
+import salt.loader
+import yaml
+
+from saltops.paths import tree
+from tests.support.alarm_receivers import Receivers, channel_config
+
+RULES = {
+    "rules": [{"name": "DiskFull", "beacon": "diskusage", "field": "diskusage", "threshold": 90, "key": ["mount"],
+               "remediate": {"function": "service.restart", "arg_label": "mount"}}],
+    "route": {"receiver": "ops"},
+    "receivers": {"ops": {"channels": ["hook"]}},
+}
+
+
+@pytest.fixture
+def receivers():
+    r = Receivers().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def opts(tmp_path, receivers):
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(yaml.safe_dump(RULES))
+    o = salt.config.master_config(None)
+    o.update({
+        "cachedir": str(tmp_path / "cache"), "pki_dir": str(tmp_path / "pki"), "sock_dir": str(tmp_path / "sock"),
+        "saltops": {"db_url": f"sqlite:///{tmp_path / 'saltops.db'}",
+                    "alarms": {"rules_file": str(rules_file), "listen_port": 0},
+                    "notify": {"channels": channel_config(receivers)}},
+    })
+    return o
+
+
+@pytest.fixture
+def runners(opts):
+    return salt.loader.runner(opts, utils=salt.loader.utils(opts))
+
+
+def test_runner_functions_are_loaded_with_docs(runners):
+    for name in ("list", "history", "ack", "silence_add", "silence_list", "silence_expire", "test", "rules_check",
+                 "notifications", "remediate"):
+        fun = runners[f"alarm.{name}"]
+        assert "CLI Example:" in fun.__doc__, name
+
+
+def test_runner_round_trip(runners, receivers):
+    assert runners["alarm.list"]() == []
+    assert runners["alarm.rules_check"]()["rules"] == ["DiskFull"]
+    sil = runners["alarm.silence_add"]('host="web01",alertname=~"Disk.*"', duration="30m", comment="maint")
+    assert sil["ends_at"] > time.time() + 1700
+    assert [s["matchers"] for s in runners["alarm.silence_list"]()] == [['host="web01"', 'alertname=~"Disk.*"']]
+    assert runners["alarm.silence_expire"](sil["id"])["expired"] is True
+    assert runners["alarm.silence_list"]() == []
+    assert runners["alarm.test"]("dingtalk", message="signed hello")["delivered"] is True
+    assert receivers.of("dingtalk")
+    notes = runners["alarm.notifications"]()
+    assert notes["deliveries"][0]["channel"] == "dingtalk" and notes["deliveries"][0]["ok"] is True
+
+
+def test_runner_errors_are_salt_errors(runners, tmp_path):
+    from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+    with pytest.raises(SaltInvocationError, match="16 hex digits"):
+        runners["alarm.ack"]("nope")
+    with pytest.raises(CommandExecutionError, match="no alarm"):
+        runners["alarm.ack"]("0123456789abcdef")
+    with pytest.raises(SaltInvocationError, match="a comment"):
+        runners["alarm.silence_add"]('host="x"', duration="1h")
+    with pytest.raises(SaltInvocationError, match="not a duration"):
+        runners["alarm.silence_add"]('host="x"', duration="forever", comment="c")
+    with pytest.raises(SaltInvocationError, match="no channel"):
+        runners["alarm.test"]("pager")
+    with pytest.raises(SaltInvocationError, match="state must be"):
+        runners["alarm.list"](state="burning")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("rules: []\nroute: {receiver: nobody}\nreceivers: {ops: {channels: [nope]}}\n")
+    with pytest.raises(SaltInvocationError) as err:
+        runners["alarm.rules_check"](path=str(bad))
+    assert "'nobody' is not defined" in str(err.value) and "'nope' is not defined" in str(err.value)
+    with pytest.raises(CommandExecutionError, match="no alarm"):
+        runners["alarm.remediate"]("0123456789abcdef")
+
+
+def test_test_channel_failure_is_reported_and_logged(runners, receivers):
+    from salt.exceptions import CommandExecutionError
+
+    receivers.down = True
+    with pytest.raises(CommandExecutionError, match="HTTP 503"):
+        runners["alarm.test"]("hook")
+    assert runners["alarm.notifications"]()["deliveries"][0]["ok"] is False
+
+
+def test_engine_virtual_needs_a_rules_file(opts):
+    engines = salt.loader.engines(opts, {}, {}, {})
+    assert "saltops_alarms.start" in engines
+    opts2 = dict(opts, saltops={"alarms": {}})
+    assert "saltops_alarms.start" not in salt.loader.engines(opts2, {}, {}, {})
+    opts3 = dict(opts, saltops={"alarms": {"rules_file": "/x", "tick": -1}})
+    assert "saltops_alarms.start" not in salt.loader.engines(opts3, {}, {}, {})
+
+
+def _render(path, tag):
+    import salt.template
+
+    opts = salt.config.master_config(None)
+    renderers = salt.loader.render(opts, {})
+    data = salt.template.compile_template(str(path), renderers, "jinja|yaml", opts["renderer_blacklist"],
+                                          opts["renderer_whitelist"], tag=tag, data={"id": "attacker"})
+    return data
+
+
+def test_reactor_sls_takes_only_a_well_formed_fingerprint():
+    sls = tree("reactor") / "alarm_remediate.sls"
+    ok = _render(sls, "saltops/alarm/0123456789abcdef/firing")
+    assert ok == {"alarm-remediate-0123456789abcdef": {"runner.alarm.remediate": [
+        {"args": [{"fingerprint": "0123456789abcdef"}]}]}}
+    for tag in ("saltops/alarm/0123456789abcdef/resolved", "saltops/alarm/x; rm -rf/firing",
+                "saltops/alarm/0123456789abcdef/firing/extra"):
+        assert not _render(sls, tag)
+    res = _render(tree("reactor") / "alarm_resolved_log.sls", "saltops/alarm/0123456789abcdef/resolved")
+    assert list(res) == ["alarm-resolved-0123456789abcdef"]
