@@ -266,7 +266,7 @@ def test_minion_killed_mid_batch_counts_as_failed(ops, salt_run, deploy_minions)
             what="pre-stage to finish",
         )
         deploy_minions[victim].terminate()
-        out, err = proc.communicate(timeout=240)
+        _out, _err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,177 @@
+"""Benchmark: ``salt-run deploy.run`` against plain ``salt --batch-size`` calling the same module.
+
+Run with:
+
+    .venv/bin/python -m pytest tests/bench/bench_deploy.py -s -p no:cacheprovider
+
+Environment: ``BENCH_MINIONS`` (default 10), ``BENCH_REPEAT`` (default 2).
+
+Both sides deploy a fresh version of the same tiny HTTP app to the same
+minions in batches of the same size, each host fetching the artifact over
+HTTP, verifying it, unpacking, switching, restarting and passing its health
+probe.  The plain side is ``salt -L <hosts> --batch-size B
+saltops_release.deploy ...`` (the module reads the host's settings from the
+CMDB pillar).  The SaltOps side adds the CMDB target query, pre-staging on
+every host before any switch, health gates per batch, the database lock and
+the recording of every host and batch.  Printed: seconds per deploy for
+3, 6 and N hosts, and the ratio.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from saltops import config
+from saltops.cmdb import repo
+from saltops.cmdb.model import Rules
+from tests.functional.deploy import deploy_appkit as kit
+
+N = int(os.environ.get("BENCH_MINIONS", "10"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "2"))
+SIZES = sorted({min(3, N), min(6, N), N})
+ENV = "staging"
+BIN = Path(sys.executable).parent
+
+
+def _names():
+    return [f"b{i:02d}.bench.test" for i in range(N)]
+
+
+@pytest.fixture(scope="module")
+def bench_dir():
+    path = tempfile.mkdtemp(prefix="sobench-", dir="/tmp")
+    yield path
+    kit.stop_apps(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fleet(salt_master, cmdb_store, bench_dir):
+    """N minions; host i runs app ``b<k>`` for every size k > i."""
+    from tests.support import saltenv
+
+    names = _names()
+    records = []
+    for i, name in enumerate(names):
+        apps = {
+            f"b{k}": kit.app_settings(os.path.join(bench_dir, "hosts", name), kit.free_port(), keep=2)
+            for k in SIZES
+            if i < k
+        }
+        records.append(
+            {
+                "hostname": name,
+                "ip": "127.0.0.1",
+                "lines": {("telecom", "unicom")[i % 2]: "127.0.0.1"},
+                "roles": ["web"],
+                "platform": "Debian-12",
+                "machine_type": "vm",
+                "idc": ("bj-idc1", "sh-idc1")[i % 2],
+                "env": ENV,
+                "status": "online",
+                "owner": "bench",
+                "apps": apps,
+            }
+        )
+    repo.write(cmdb_store, "bench", records, rules=Rules.from_config(config.load({})))
+    factories = [salt_master.salt_minion_daemon(name, overrides=saltenv.minion_overrides()) for name in names]
+    started = []
+    try:
+        for factory in factories:
+            factory.start(start_timeout=180)
+            started.append(factory)
+        salt = _salt(salt_master, "-L", ",".join(names), "saltutil.sync_modules")
+        assert salt.returncode == 0, salt.stderr
+        salt = _salt(salt_master, "-L", ",".join(names), "saltutil.refresh_pillar", "wait=True")
+        assert salt.returncode == 0, salt.stderr
+        yield names, {r["hostname"]: r for r in records}
+    finally:
+        for factory in reversed(started):
+            factory.terminate()
+        repo.remove(cmdb_store, "bench", names, purge=True)
+
+
+def _salt(master, *args):
+    cmd = [
+        str(BIN / "salt"),
+        f"--config-dir={master.config_dir}",
+        "--out=json",
+        "--static",
+        "-t",
+        "120",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def _salt_run(master, *args):
+    cmd = [str(BIN / "salt-run"), f"--config-dir={master.config_dir}", "--out=json", "--quiet", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def test_deploy_vs_plain_batch(fleet, salt_master, bench_dir):
+    names, records = fleet
+    www = os.path.join(bench_dir, "www")
+    os.makedirs(www)
+    rows = []
+    counter = 0
+    with kit.ArtifactServer(www) as server:
+        for size in SIZES:
+            app = f"b{size}"
+            hosts = names[:size]
+            batch = max(1, size // 3)
+            plain, ours = [], []
+            for _ in range(REPEAT):
+                for side in ("plain", "saltops"):
+                    counter += 1
+                    version = f"{counter}.0.0"
+                    path, digest = kit.build_artifact(www, version, app=app)
+                    url = server.url(path)
+                    start = time.monotonic()
+                    if side == "plain":
+                        ret = _salt(
+                            salt_master,
+                            "-L",
+                            ",".join(hosts),
+                            "--batch-size",
+                            str(batch),
+                            "saltops_release.deploy",
+                            app,
+                            version,
+                            url,
+                            digest,
+                        )
+                        elapsed = time.monotonic() - start
+                        assert ret.returncode == 0, ret.stdout + ret.stderr
+                        plain.append(elapsed)
+                    else:
+                        ret = _salt_run(
+                            salt_master,
+                            "deploy.run",
+                            f"app={app}",
+                            f"env={ENV}",
+                            f"version={version}",
+                            f"artifact={url}",
+                            f"sha256={digest}",
+                            f"batch_size={batch}",
+                            "max_share=1.0",
+                        )
+                        elapsed = time.monotonic() - start
+                        assert ret.returncode == 0, ret.stdout + ret.stderr
+                        ours.append(elapsed)
+                    for name in hosts:
+                        status = kit.get(f"http://127.0.0.1:{records[name]['apps'][app]['port']}/healthz")
+                        assert status == (200, f"ok {version}"), (name, status)
+            rows.append((size, batch, statistics.mean(plain), statistics.mean(ours)))
+    print()
+    print(f"deploy of a tiny HTTP app, {REPEAT} run(s) each, seconds per deploy (mean)")
+    print(f"{'hosts':>5} {'batch':>5} {'salt -b':>9} {'deploy.run':>11} {'ratio':>6}")
+    for size, batch, plain_s, ours_s in rows:
+        print(f"{size:>5} {batch:>5} {plain_s:>9.2f} {ours_s:>11.2f} {ours_s / plain_s:>6.2f}")
