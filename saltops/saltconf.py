@@ -77,7 +77,9 @@ def master_block(root=None, db_url=None, api=None):
         # salt://_modules reaches the minions without serving anything else.
         "file_roots": {"base": [str(root / "states"), str(root / MINION_ROOT)]},
         "pillar_roots": {"base": [str(root / "pillar")]},
-        "ext_pillar": [{EXT_PILLAR: {}}],
+        # PillarStack runs after the CMDB pillar and layers role, OS family and
+        # env data (beacons, role settings) on the roles the CMDB gives a host.
+        "ext_pillar": [{EXT_PILLAR: {}}, {"stack": str(root / "pillar" / "stack" / "stack.cfg")}],
         "reactor": reactor_map(root),
         "engines": engines_list(),
         "netapi_enable_clients": list(NETAPI_CLIENTS),

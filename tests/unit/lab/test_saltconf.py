@@ -37,7 +37,8 @@ def test_block_points_at_the_tree_and_the_cmdb_pillar(tmp_path):
     assert block["saltops"] == {"db_url": "mysql+pymysql://u@h/db"}
     assert block["file_roots"]["base"] == [str(tmp_path / "states"), str(tmp_path / "salt" / "fileroot")]
     assert block["pillar_roots"]["base"] == [str(tmp_path / "pillar")]
-    assert block["ext_pillar"] == [{"saltops_cmdb": {}}]
+    # The CMDB pillar first, then PillarStack layering role data over its roles.
+    assert block["ext_pillar"] == [{"saltops_cmdb": {}}, {"stack": str(tmp_path / "pillar" / "stack" / "stack.cfg")}]
     assert {"saltops/cmdb/changed": [str(tmp_path / "reactor" / "cmdb_changed.sls")]} in block["reactor"]
     assert "runner" in block["netapi_enable_clients"]
 
@@ -84,7 +85,7 @@ def test_console_script_runs():
     out = subprocess.run(
         [sys.executable, "-m", "saltops.cli", "config", "master"], capture_output=True, text=True, check=True
     ).stdout
-    assert yaml.safe_load(out)["ext_pillar"] == [{"saltops_cmdb": {}}]
+    assert yaml.safe_load(out)["ext_pillar"][0] == {"saltops_cmdb": {}}
 
 
 def test_cli_rejects_unknown_subcommands(capsys):
