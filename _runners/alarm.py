@@ -60,7 +60,7 @@ def _call(func, *args, **kwargs):
 
 def _user():
     try:
-        user = __user__  # noqa: F821
+        user = __user__
     except NameError:
         user = None
     return acting_user(user)

@@ -16,7 +16,7 @@ MAX_ALERTS_PER_MESSAGE = 50
 
 
 class Group:
-    __slots__ = ("route", "key", "id", "labels", "alerts", "next_flush", "flushed")
+    __slots__ = ("alerts", "flushed", "id", "key", "labels", "next_flush", "route")
 
     def __init__(self, route, key, labels, now):
         self.route = route
@@ -31,7 +31,7 @@ class Group:
 class Notification:
     """One message for one receiver: Alertmanager's webhook payload (version 4) plus routing facts."""
 
-    __slots__ = ("receiver", "channels", "group_id", "payload")
+    __slots__ = ("channels", "group_id", "payload", "receiver")
 
     def __init__(self, receiver, channels, group_id, payload):
         self.receiver = receiver

@@ -30,7 +30,7 @@ class Rejected(Exception):
 class Sample:
     """A validated observation from one host."""
 
-    __slots__ = ("host", "kind", "name", "rest", "tag", "data", "ts")
+    __slots__ = ("data", "host", "kind", "name", "rest", "tag", "ts")
 
     def __init__(self, host, kind, name, rest, tag, data, ts):
         self.host = host

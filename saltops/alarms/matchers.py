@@ -19,7 +19,7 @@ LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Matcher:
     """One condition on one label; a missing label matches as the empty string."""
 
-    __slots__ = ("name", "op", "value", "_re")
+    __slots__ = ("_re", "name", "op", "value")
 
     def __init__(self, name, op, value):
         if not LABEL_NAME.match(name or ""):

@@ -12,8 +12,21 @@ class Alert:
     """One alarm identity (``fingerprint``) and its current state."""
 
     __slots__ = (
-        "fingerprint", "rule", "source", "labels", "annotations", "state", "value", "active_since",
-        "fired_at", "resolved_at", "last_seen", "ends_at", "pending_resolve", "for_", "resolve_after",
+        "active_since",
+        "annotations",
+        "ends_at",
+        "fingerprint",
+        "fired_at",
+        "for_",
+        "labels",
+        "last_seen",
+        "pending_resolve",
+        "resolve_after",
+        "resolved_at",
+        "rule",
+        "source",
+        "state",
+        "value",
     )
 
     def __init__(self, fingerprint, rule, source, labels, annotations, state, last_seen, for_=0.0,

@@ -7,7 +7,7 @@ a restart neither forgets a sent notification nor sends it twice.
 
 
 class Entry:
-    __slots__ = ("group_key", "firing", "resolved", "ts")
+    __slots__ = ("firing", "group_key", "resolved", "ts")
 
     def __init__(self, group_key, firing, resolved, ts):
         self.group_key = group_key
@@ -19,7 +19,7 @@ class Entry:
 class Decision:
     """What a flush sends: ``send`` (bool), ``firing``/``resolved`` fingerprints to report."""
 
-    __slots__ = ("send", "firing", "resolved", "known", "repeat")
+    __slots__ = ("firing", "known", "repeat", "resolved", "send")
 
     def __init__(self, send, firing, resolved, known, repeat=False):
         self.send = send

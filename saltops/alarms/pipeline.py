@@ -13,8 +13,8 @@ import time
 
 from saltops.alarms.dispatch import Dispatcher
 from saltops.alarms.evaluate import BadSample, Evaluator
-from saltops.alarms.inhibit import Inhibitor
 from saltops.alarms.ingest import Rejected
+from saltops.alarms.inhibit import Inhibitor
 from saltops.alarms.model import FIRING, RESOLVED, parse_iso
 from saltops.alarms.nflog import NotificationLog
 from saltops.alarms.silence import Silences
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Batch:
-    __slots__ = ("alerts", "history", "hosts", "nflog", "notifications", "ended_acks")
+    __slots__ = ("alerts", "ended_acks", "history", "hosts", "nflog", "notifications")
 
     def __init__(self, alerts, history, hosts, nflog, notifications, ended_acks):
         self.alerts = alerts  # fingerprint -> Alert

@@ -20,7 +20,7 @@ MAX_SILENCE = 366 * 86400
 
 
 class Silence:
-    __slots__ = ("id", "kind", "matchers", "fingerprint", "starts_at", "ends_at", "created_by", "comment")
+    __slots__ = ("comment", "created_by", "ends_at", "fingerprint", "id", "kind", "matchers", "starts_at")
 
     def __init__(self, id, kind, matchers, fingerprint, starts_at, ends_at, created_by, comment):
         self.id = id

@@ -18,7 +18,7 @@ MAX_BYTES = 20000
 
 
 def sign(secret, timestamp_ms):
-    mac = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode("utf-8"), hashlib.sha256)
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256)
     return base64.b64encode(mac.digest()).decode("ascii")
 
 

@@ -33,7 +33,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.support.alarm_receivers import Receivers, free_port  # noqa: E402
+from tests.support.alarm_receivers import Receivers, free_port
 
 HERE = Path(__file__).resolve().parent
 

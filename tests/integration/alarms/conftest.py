@@ -65,10 +65,9 @@ def alarm_env(saltops_master_factory, salt_factories, receivers, smtp, tmp_path_
         "acceptance_wait_time": 2,
         "beacons": {"diskusage": [{"/": "1%"}, {"interval": 2}]},
     })
-    with master.started(start_timeout=120):
-        with minion.started(start_timeout=120):
-            yield {"master": master, "minion": minion, "store": store, "port": port, "rules_file": rules_file,
-                   "db_url": db_url}
+    with master.started(start_timeout=120), minion.started(start_timeout=120):
+        yield {"master": master, "minion": minion, "store": store, "port": port, "rules_file": rules_file,
+               "db_url": db_url}
 
 
 def wait_for(cond, timeout=90, step=0.5):

@@ -2,8 +2,8 @@
 
 import pytest
 import sqlalchemy as sa
-
 from alarms_testkit import clock, make_pipeline  # noqa: F401  (fixtures)
+
 from saltops.store.engine import Store
 
 ALARM_TABLES = ("notify_deliveries", "notify_outbox", "alarm_hosts", "alarm_nflog", "alarm_silences",

@@ -2,8 +2,8 @@
 
 from alarms_testkit import disk
 
-from saltops.alarms.silence import FOREVER, Silence
 from saltops.alarms.matchers import parse_matchers
+from saltops.alarms.silence import FOREVER, Silence
 
 
 def run(p, now, events=()):
@@ -68,7 +68,7 @@ def test_storm_is_grouped_into_bounded_notifications(make_pipeline, clock):
     """5,000 events from 500 hosts in two IDCs: one message per group per interval."""
     p = make_pipeline(labels=lambda h: {"idc": "bj-idc1" if int(h[3:]) % 2 else "sh-idc1"})
     sent = []
-    for second in range(0, 100):
+    for second in range(100):
         clock.now = 1000 + second
         events = [disk(f"web{(second * 50 + i) % 500:03d}", 95) for i in range(50)]
         sent += notes(run(p, clock.now, events))

@@ -2,11 +2,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alarms_testkit import BASE_RULES, make_ruleset
 
 from saltops.alarms import rules
 from saltops.errors import ValidationError
-
-from alarms_testkit import BASE_RULES, make_ruleset
 
 EXAMPLE = Path(rules.__file__).with_name("rules.example.yml")
 
