@@ -423,7 +423,104 @@ def drift(timeout=None):
     return cmdb_drift.compare(records, keys, answers or {}, probe)
 
 
-def refresh(version, wait=False, timeout=10):
+# ``state.apply queue=N``: a balancer already running a state waits for it to
+# finish instead of refusing (two quick CMDB changes must both reach haproxy);
+# with N runs already waiting, the next one is refused and reported.
+_APPLY_QUEUE = 10
+
+
+def _seconds(name, value, top):
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise _failed(SaltInvocationError(f"{name}={value!r} is not a number of seconds")) from None
+    if not 1 <= value <= top:
+        raise _failed(SaltInvocationError(f"{name} must be between 1 and {top} seconds"))
+    return value
+
+
+def _refresh_pillar(client, tgt, tgt_type, names, everyone, timeout, block):
+    """Publish ``saltutil.refresh_pillar``; with ``block`` wait for the minions to finish it.
+
+    Returns ``(jid, refreshed, failed, no_answer)``; the last three are ``None``
+    for a publish that did not wait.
+    """
+    if not block:
+        return client.cmd_async(tgt, "saltutil.refresh_pillar", tgt_type=tgt_type) or None, None, None, None
+    # wait=True on the minion: the job returns once the minion has compiled its
+    # new pillar, so what runs next on it sees the change.
+    raw = client.cmd(
+        tgt,
+        "saltutil.refresh_pillar",
+        kwarg={"wait": True, "timeout": timeout},
+        tgt_type=tgt_type,
+        timeout=timeout + 5,
+        full_return=True,
+    )
+    returns = _answered(raw)
+    refreshed = sorted(m for m, ret in returns.items() if ret is True)
+    failed = sorted(m for m, ret in returns.items() if ret is not True)
+    no_answer = sorted(set(names) - set(returns)) if not everyone else []
+    return None, refreshed, failed, no_answer
+
+
+def _apply_balancers(client, plan, refreshed, wait, apply_timeout):
+    """``state.apply`` the planned balancer states on the balancers whose pillar was refreshed."""
+    out = {"applied": {}, "apply_skipped": dict(plan["skipped"])}
+    groups = {}
+    for minion, states in plan["apply"].items():
+        if minion not in refreshed:
+            out["apply_skipped"][minion] = "its pillar refresh was not confirmed: state not applied"
+            continue
+        sls = ",".join(states)
+        out["applied"][minion] = sls
+        groups.setdefault(sls, []).append(minion)
+    if wait:
+        out["apply_results"] = {}
+    else:
+        out["apply_jids"] = {}
+    for sls, minions in sorted(groups.items()):
+        kwarg = {"queue": _APPLY_QUEUE}
+        if wait:
+            raw = client.cmd(
+                minions,
+                "state.apply",
+                [sls],
+                kwarg=kwarg,
+                tgt_type="list",
+                timeout=apply_timeout,
+                full_return=True,
+            )
+            for minion in minions:
+                data = (raw or {}).get(minion)
+                if minion in _answered({minion: data}):
+                    out["apply_results"][minion] = api.summarize_state_return(
+                        data["ret"], data.get("retcode")
+                    )
+                else:
+                    out["apply_results"][minion] = {
+                        "result": False,
+                        "retcode": None,
+                        "states": 0,
+                        "changed": [],
+                        "failed": {},
+                        "errors": [f"no answer within {apply_timeout} s (see salt-run jobs.active)"],
+                    }
+        else:
+            out["apply_jids"][sls] = (
+                client.cmd_async(minions, "state.apply", [sls], kwarg=kwarg, tgt_type="list") or None
+            )
+    if wait:
+        failed = sorted(m for m, r in out["apply_results"].items() if not r["result"])
+        if failed:
+            out["warning"] = (
+                f"the balancer state failed on {', '.join(failed)}: their previous configuration "
+                "stays in place (see apply_results)"
+            )
+    return out
+
+
+def refresh(version, wait=False, timeout=10, apply_timeout=300):
     """
     Refresh the pillar of the minions a CMDB change affects: the hosts the
     change that produced ``version`` touched (read from the audit log) and the
@@ -431,8 +528,20 @@ def refresh(version, wait=False, timeout=10):
     ``saltops/cmdb/changed`` passing only the version, so a forged event
     cannot choose the targets.
 
+    When the change touched the backends of balancers (hosts of a role in
+    ``saltops:cmdb:lb_serves``), the refresh is waited for and the state of
+    ``saltops:cmdb:balancer_states`` (default ``lb``) is then applied on those
+    balancers (online or in maintenance, whose refresh was confirmed), so that
+    haproxy follows the CMDB; ``applied`` says which balancer got which state.
+
     wait
-        Wait up to ``timeout`` seconds for the minions and return who refreshed.
+        Wait for the minions and return who refreshed and, for balancers, the
+        result of each state run (``apply_results``).  Without it the state
+        runs are published and their job ids returned (``apply_jids``).
+    timeout
+        Seconds to wait for the pillar refresh (default 10).
+    apply_timeout
+        Seconds ``wait=True`` waits for the balancer state runs (default 300).
 
     CLI Example:
 
@@ -442,35 +551,40 @@ def refresh(version, wait=False, timeout=10):
         salt-run cmdb.refresh version=42 wait=True
     """
     conf, store = _context()
-    try:
-        timeout = int(timeout)
-    except (TypeError, ValueError):
-        raise _failed(SaltInvocationError(f"timeout={timeout!r} is not a number of seconds")) from None
-    found = _call(api.refresh_targets, store, conf, version)
-    names = sorted(set(found["hosts"]) | set(found["balancers"]))
+    timeout = _seconds("timeout", timeout, 600)
+    apply_timeout = _seconds("apply_timeout", apply_timeout, 3600)
+    plan = _call(api.refresh_plan, store, conf, version)
+    names = sorted(set(plan["hosts"]) | set(plan["balancers"]))
     result = {
-        "version": found["version"],
+        "version": plan["version"],
         "targets": names,
-        "balancers": found["balancers"],
-        "all": found["all"],
+        "balancers": plan["balancers"],
+        "all": plan["all"],
     }
     if not names:
         result["jid"] = None
         return result
-    tgt, tgt_type = ("*", "glob") if found["all"] else (names, "list")
+    tgt, tgt_type = ("*", "glob") if plan["all"] else (names, "list")
     client = _local_client()
+    # Balancers to update: wait for the refresh even when the caller does not.
+    block = bool(wait) or bool(plan["apply"])
     try:
-        if wait:
-            raw = client.cmd(
-                tgt, "saltutil.refresh_pillar", tgt_type=tgt_type, timeout=timeout, full_return=True
-            )
-            returns = _answered(raw)
-            result["refreshed"] = sorted(m for m, ret in returns.items() if ret is True)
-            result["failed"] = sorted(m for m, ret in returns.items() if ret is not True)
-            result["no_answer"] = sorted(set(names) - set(returns)) if not found["all"] else []
-            result["jid"] = None
-        else:
-            result["jid"] = client.cmd_async(tgt, "saltutil.refresh_pillar", tgt_type=tgt_type) or None
+        jid, refreshed, failed, no_answer = _refresh_pillar(
+            client, tgt, tgt_type, names, plan["all"], timeout, block
+        )
     except SaltClientError as err:
         raise _failed(CommandExecutionError(f"could not publish saltutil.refresh_pillar: {err}")) from None
+    result["jid"] = jid
+    if block:
+        result.update(refreshed=refreshed, failed=failed, no_answer=no_answer)
+    if not plan["apply"] and not plan["skipped"]:
+        return result
+    try:
+        result.update(_apply_balancers(client, plan, set(refreshed or []), bool(wait), apply_timeout))
+    except SaltClientError as err:
+        raise _failed(
+            CommandExecutionError(
+                f"the pillar was refreshed but the balancer state could not be published: {err}"
+            )
+        ) from None
     return result

@@ -7,6 +7,7 @@ The full list of keys is documented in ``docs/configuration.md``.
 
 import copy
 import os
+import re
 
 from saltops.errors import ConfigError
 
@@ -23,6 +24,10 @@ DEFAULTS = {
         "machine_types": ["physical", "vm", "container"],
         # A balancer role -> the role whose online hosts (same env) are its backends.
         "lb_serves": {"lb": "web"},
+        # A balancer role -> the state `cmdb.refresh` applies on its hosts after a
+        # change of their backends (the HECD loop, docs/hecd.md).  A role mapped to
+        # null (or not listed) gets its pillar refreshed only.
+        "balancer_states": {"lb": "lb"},
         # How often (seconds) a master worker asks the database whether the CMDB
         # changed.  0 asks on every pillar render.
         "version_check_interval": 0,
@@ -76,4 +81,28 @@ def load(opts):
             raise ConfigError(f"saltops:cmdb:{key} must be a list of non-empty strings")
     if not isinstance(conf["cmdb"]["lb_serves"], dict):
         raise ConfigError("saltops:cmdb:lb_serves must map a balancer role to a served role")
+    _check_balancer_states(conf["cmdb"])
     return conf
+
+
+# An SLS name as `state.apply` takes it: dotted names of letters, digits, _ and -.
+_SLS_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+def _check_balancer_states(cmdb):
+    states = cmdb["balancer_states"]
+    if not isinstance(states, dict):
+        raise ConfigError("saltops:cmdb:balancer_states must map a balancer role to the state to apply")
+    for role, sls in states.items():
+        if role not in cmdb["lb_serves"]:
+            raise ConfigError(
+                f"saltops:cmdb:balancer_states: {role!r} is not a balancer role "
+                f"(saltops:cmdb:lb_serves has {', '.join(sorted(map(str, cmdb['lb_serves']))) or 'none'})"
+            )
+        if sls in (None, False, ""):
+            continue
+        if not isinstance(sls, str) or not _SLS_NAME.match(sls):
+            raise ConfigError(
+                f"saltops:cmdb:balancer_states:{role} must be an SLS name such as 'lb' or 'lb.config' "
+                f"(or null to only refresh the pillar), not {sls!r}"
+            )

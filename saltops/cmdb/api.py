@@ -9,10 +9,13 @@ Salt: who is acting, the Salt clients, and firing events.
 import datetime
 import re
 
+import sqlalchemy as sa
+
 from saltops.cmdb import io, repo
 from saltops.cmdb.model import FIELDS, Rules, check_hostname
 from saltops.errors import NotFound, ValidationError
 from saltops.store import audit
+from saltops.store.schema import host_roles, hosts
 
 # Filters the runner accepts (``repo.FILTERS`` also has machine_type and owner).
 LIST_FILTERS = repo.FILTERS
@@ -167,13 +170,12 @@ def history(store, hostname=None, actor=None, since=None, limit=100):
         )
 
 
-def refresh_targets(store, conf, version):
-    """Minions whose pillar the change that made CMDB ``version`` affects.
+# Balancer states are applied on balancers in these statuses only: an offline
+# host is not running, a decommissioned one gets the safe base only (top.sls).
+APPLY_STATUSES = ("online", "maintenance")
 
-    Read from the audit log, so that the caller (the reactor) passes nothing but
-    the version.  Returns ``{"version", "hosts", "balancers", "all"}``; ``all``
-    is true when so many hosts changed that refreshing every minion is cheaper.
-    """
+
+def _refresh_version(version):
     if isinstance(version, bool):
         raise ValidationError("version must be a CMDB version number")
     try:
@@ -182,16 +184,155 @@ def refresh_targets(store, conf, version):
         raise ValidationError(f"version={version!r} is not a CMDB version number") from None
     if version < 1:
         raise ValidationError(f"version={version} is not a CMDB version number (they start at 1)")
-    with store.connect() as conn:
-        current = repo.current_version(conn)
-        if version > current:
-            raise NotFound(f"CMDB version {version} does not exist yet (current: {current})")
-        names, pairs = repo.affected_by_version(conn, version)
-        balancers = repo._balancers(conn, pairs, lb_serves(conf)) if pairs else []
+    return version
+
+
+def _read_change(conn, version):
+    current = repo.current_version(conn)
+    if version > current:
+        raise NotFound(f"CMDB version {version} does not exist yet (current: {current})")
+    return repo.affected_by_version(conn, version)
+
+
+def _targets(conn, conf, version, names, pairs):
+    balancers = repo._balancers(conn, pairs, lb_serves(conf)) if pairs else []
     hosts = sorted(set(names))
     return {
         "version": version,
         "hosts": hosts,
         "balancers": balancers,
         "all": len(hosts) + len(balancers) > repo.EVENT_HOSTNAME_LIMIT,
+    }
+
+
+def refresh_targets(store, conf, version):
+    """Minions whose pillar the change that made CMDB ``version`` affects.
+
+    Read from the audit log, so that the caller (the reactor) passes nothing but
+    the version.  Returns ``{"version", "hosts", "balancers", "all"}``; ``all``
+    is true when so many hosts changed that refreshing every minion is cheaper.
+    """
+    version = _refresh_version(version)
+    with store.connect() as conn:
+        names, pairs = _read_change(conn, version)
+        return _targets(conn, conf, version, names, pairs)
+
+
+def served_changes(pairs, served_roles):
+    """``{(served role, env)}`` whose backend lists a change may have altered.
+
+    ``pairs`` are the audit rows' ``(before, after)`` records (``None`` for an
+    added or purged host); both sides count, so a web host moved from one env
+    to another touches the balancers of both.
+    """
+    out = set()
+    for before, after in pairs:
+        for rec in (before, after):
+            if not isinstance(rec, dict) or not rec.get("env"):
+                continue
+            for role in set(rec.get("roles") or []) & set(served_roles):
+                out.add((role, rec["env"]))
+    return out
+
+
+def balancer_plan(rows, touched, serves, states):
+    """Which state each balancer gets after a change (pure function).
+
+    ``rows`` are ``(hostname, status, env, balancer role)`` for the balancer
+    hosts of the envs concerned; ``touched`` is :func:`served_changes`;
+    ``serves`` is ``lb_serves`` and ``states`` is ``balancer_states``.
+    Returns ``{"apply": {hostname: [sls, ...]}, "skipped": {hostname: reason}}``:
+    a balancer gets the state of each of its balancer roles whose served hosts
+    changed in its env, if that role has a state and the host is online or in
+    maintenance.  A balancer that gets nothing is in ``skipped`` with the reason.
+    """
+    apply, reasons = {}, {}
+    for hostname, status, env, role in rows:
+        if (serves.get(role), env) not in touched:
+            continue
+        sls = states.get(role)
+        if not sls:
+            reasons.setdefault(hostname, []).append(
+                f"no saltops:cmdb:balancer_states entry for its role {role}: pillar refreshed only"
+            )
+        elif status not in APPLY_STATUSES:
+            reasons.setdefault(hostname, []).append(f"status {status} in the CMDB")
+        else:
+            apply.setdefault(hostname, set()).add(sls)
+    return {
+        "apply": {h: sorted(s) for h, s in sorted(apply.items())},
+        "skipped": {h: "; ".join(sorted(set(r))) for h, r in sorted(reasons.items()) if h not in apply},
+    }
+
+
+def _balancer_rows(conn, touched, serves):
+    """``(hostname, status, env, role)`` of the hosts with a balancer role in the touched envs."""
+    envs = sorted({env for _role, env in touched})
+    roles = sorted(r for r, served in serves.items() if any(served == t for t, _env in touched))
+    if not envs or not roles:
+        return []
+    query = (
+        sa.select(hosts.c.hostname, hosts.c.status, hosts.c.env, host_roles.c.role)
+        .select_from(hosts.join(host_roles, host_roles.c.host_id == hosts.c.id))
+        .where(hosts.c.env.in_(envs))
+        .where(host_roles.c.role.in_(roles))
+        .order_by(hosts.c.hostname, host_roles.c.role)
+    )
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def refresh_plan(store, conf, version):
+    """:func:`refresh_targets` plus the balancer states to apply after the refresh.
+
+    Adds ``apply`` (balancer hostname -> the SLS names of ``balancer_states`` to
+    apply) and ``skipped`` (balancer hostname -> why it gets no state).  Every
+    name comes from the audit log and the CMDB, none from the caller.
+    """
+    version = _refresh_version(version)
+    serves = lb_serves(conf)
+    with store.connect() as conn:
+        names, pairs = _read_change(conn, version)
+        found = _targets(conn, conf, version, names, pairs)
+        touched = served_changes(pairs, set(serves.values()))
+        rows = _balancer_rows(conn, touched, serves) if touched else []
+    found.update(balancer_plan(rows, touched, serves, conf["cmdb"].get("balancer_states") or {}))
+    return found
+
+
+def summarize_state_return(ret, retcode=None):
+    """One minion's ``state.apply`` return as ``{result, retcode, states, changed, failed, errors}``.
+
+    ``changed`` lists the IDs of the states that changed something and
+    ``failed`` maps the IDs of failed states to their comment.  A return that is
+    not a state result (render errors, a refused concurrent run) is a failure
+    whose lines are in ``errors``.
+    """
+    if isinstance(ret, dict) and all(isinstance(v, dict) and "result" in v for v in ret.values()):
+        changed, failed = [], {}
+        for key, item in ret.items():
+            sid = item.get("__id__") or key
+            if item.get("changes"):
+                changed.append(sid)
+            if item.get("result") is False:
+                failed[sid] = str(item.get("comment", ""))[:2000]
+        ok = not failed and retcode in (None, 0)
+        return {
+            "result": ok,
+            "retcode": retcode,
+            "states": len(ret),
+            "changed": sorted(changed),
+            "failed": failed,
+            "errors": [],
+        }
+    if isinstance(ret, (list, tuple)):
+        errors = [str(e)[:2000] for e in ret]
+    else:
+        errors = [str(ret)[:2000]]
+    return {
+        "result": False,
+        "retcode": retcode,
+        "states": 0,
+        "changed": [],
+        "failed": {},
+        "errors": errors,
     }
