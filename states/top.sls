@@ -1,10 +1,15 @@
 # The CMDB decides what a host gets; there are no per-host entries here.
 #   cmdb:known / cmdb:status  whether the host gets its roles at all
 #   cmdb:roles                which role formulas it gets
-# A minion the CMDB does not know (`cmdb:known` false), a decommissioned one, or one
-# with no CMDB pillar at all gets only the safe base, and `notice` says why in the run.
+# A minion the CMDB does not know (`cmdb:known` false) or a decommissioned one gets
+# only the safe base, and `notice` says why in the run.
 # A host in maintenance keeps its roles; the CMDB pillar leaves it out of balancers.
+# No CMDB pillar at all (no `cmdb:known`: the saltops_cmdb ext_pillar was skipped or
+# is not configured) gets `guard` alone, which fails the run and says what to check.
 base:
+  'not I@cmdb:known:*':
+    - match: compound
+    - guard
   'I@cmdb:known:true and not I@cmdb:status:decommissioned':
     - match: compound
     - base
@@ -23,7 +28,7 @@ base:
   'I@cmdb:known:true and not I@cmdb:status:decommissioned and I@cmdb:roles:monitor':
     - match: compound
     - monitor
-  'not I@cmdb:known:true or I@cmdb:status:decommissioned':
+  'I@cmdb:known:* and ( not I@cmdb:known:true or I@cmdb:status:decommissioned )':
     - match: compound
     - base.safe
     - notice

@@ -382,11 +382,33 @@ def test_decommissioned_host_gets_no_roles(render):
     assert "decommissioned" in text and "lb, web" in text
 
 
-def test_missing_cmdb_pillar_gets_safe_base(render):
-    low = states(render, "rocky9", {})
-    assert sls_of(low) <= SAFE
-    [text] = notices(low)
-    assert "no CMDB pillar" in text
+@pytest.mark.parametrize(
+    "pillar",
+    [{}, {"cmdb": {}}, {"cmdb": {"hostname": "web01.bj.example.com", "roles": ["base", "web"]}}],
+    ids=["no-cmdb-key", "empty-cmdb", "cmdb-without-known"],
+)
+def test_missing_cmdb_pillar_fails_the_run_loudly(render, pillar, tmp_path):
+    # A skipped ext_pillar must not pass for "no roles": the run gets the guard and nothing else.
+    low = states(render, "rocky9", pillar)
+    assert sls_of(low) == {"guard"}
+    [guard] = low.values()
+    assert guard["fun"] == "test.fail_without_changes" and guard["args"]["failhard"] is True
+    assert "CMDB pillar is missing" in guard["args"]["comment"]
+    # Applied for real (the guard is the only state): the run fails and says why.
+    conf = write_config(tmp_path, "web01.bj.example.com", pillar, grains=PLATFORMS["rocky9"])
+    code, data, output = salt_call(conf, "state.apply")
+    assert code != 0, output
+    [result] = data.values()
+    assert result["result"] is False and "saltops_cmdb ext_pillar did not run" in result["comment"]
+    assert result["changes"] == {}
+
+
+def test_guard_passes_when_the_cmdb_pillar_is_there(render):
+    pillar = {"cmdb": record(roles=["base"])}
+    low = states(render, "debian12", pillar)
+    assert "guard" not in sls_of(low)
+    low = lowstates(render("debian12", pillar, "state.show_sls", "guard"))
+    assert [s["fun"] for s in low.values()] == ["test.succeed_without_changes"]
 
 
 def test_maintenance_host_keeps_roles_and_is_told(render):
