@@ -56,11 +56,22 @@ def _actor():
     return acting_user(globals().get("__user__"))
 
 
+_BUS = {}
+
+
 def _fire(tag, data):
+    """Fire on the master bus, through one connection per process (a deploy fires dozens)."""
+    import os
+
     import salt.utils.event
 
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
-        bus.fire_event(data, tag)
+    bus = _BUS.get(os.getpid())
+    if bus is None:
+        _BUS.clear()
+        bus = _BUS[os.getpid()] = salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False)
+    if not bus.fire_event(data, tag):
+        _BUS.clear()
+        raise CommandExecutionError(f"the master event bus did not take {tag}")
 
 
 def _progress(phase, data):

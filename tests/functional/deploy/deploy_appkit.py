@@ -60,7 +60,10 @@ if [ -f "$pidfile" ]; then
   pid=$(cat "$pidfile")
   kill "$pid" 2>/dev/null || true
   i=0
-  while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done
+  # Gone, or a zombie nobody has reaped yet (it no longer holds the port).
+  while [ $i -lt 100 ] && [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+    sleep 0.02; i=$((i+1))
+  done
 fi
 cd "$SALTOPS_RELEASE_DIR"
 nohup @PYTHON@ app.py "$SALTOPS_PORT" > "$SALTOPS_APP_DIR/app-$slot.log" 2>&1 < /dev/null &
