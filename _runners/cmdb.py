@@ -464,9 +464,9 @@ def _refresh_pillar(client, tgt, tgt_type, names, everyone, timeout, block):
     return None, refreshed, failed, no_answer
 
 
-def _apply_balancers(client, plan, refreshed, wait, apply_timeout):
+def _apply_balancers(client, plan, refreshed, wait, apply_timeout, test):
     """``state.apply`` the planned balancer states on the balancers whose pillar was refreshed."""
-    out = {"applied": {}, "apply_skipped": dict(plan["skipped"])}
+    out = {"applied": {}, "apply_skipped": dict(plan["skipped"]), "apply_test": test}
     groups = {}
     for minion, states in plan["apply"].items():
         if minion not in refreshed:
@@ -481,6 +481,8 @@ def _apply_balancers(client, plan, refreshed, wait, apply_timeout):
         out["apply_jids"] = {}
     for sls, minions in sorted(groups.items()):
         kwarg = {"queue": _APPLY_QUEUE}
+        if test:
+            kwarg["test"] = True
         if wait:
             raw = client.cmd(
                 minions,
@@ -520,7 +522,7 @@ def _apply_balancers(client, plan, refreshed, wait, apply_timeout):
     return out
 
 
-def refresh(version, wait=False, timeout=10, apply_timeout=300):
+def refresh(version, wait=False, timeout=10, apply_timeout=300, test=None):
     """
     Refresh the pillar of the minions a CMDB change affects: the hosts the
     change that produced ``version`` touched (read from the audit log) and the
@@ -542,6 +544,9 @@ def refresh(version, wait=False, timeout=10, apply_timeout=300):
         Seconds to wait for the pillar refresh (default 10).
     apply_timeout
         Seconds ``wait=True`` waits for the balancer state runs (default 300).
+    test
+        Run the balancer states with ``test=True`` (what would change, nothing
+        changed); default ``saltops:cmdb:balancer_test`` (false).
 
     CLI Example:
 
@@ -549,8 +554,13 @@ def refresh(version, wait=False, timeout=10, apply_timeout=300):
 
         salt-run cmdb.refresh version=42
         salt-run cmdb.refresh version=42 wait=True
+        salt-run cmdb.refresh version=42 wait=True test=True
     """
     conf, store = _context()
+    if test is None:
+        test = conf["cmdb"]["balancer_test"]
+    if not isinstance(test, bool):
+        raise _failed(SaltInvocationError(f"test={test!r} must be True or False"))
     timeout = _seconds("timeout", timeout, 600)
     apply_timeout = _seconds("apply_timeout", apply_timeout, 3600)
     plan = _call(api.refresh_plan, store, conf, version)
@@ -580,7 +590,7 @@ def refresh(version, wait=False, timeout=10, apply_timeout=300):
     if not plan["apply"] and not plan["skipped"]:
         return result
     try:
-        result.update(_apply_balancers(client, plan, set(refreshed or []), bool(wait), apply_timeout))
+        result.update(_apply_balancers(client, plan, set(refreshed or []), bool(wait), apply_timeout, test))
     except SaltClientError as err:
         raise _failed(
             CommandExecutionError(

@@ -28,6 +28,9 @@ DEFAULTS = {
         # change of their backends (the HECD loop, docs/hecd.md).  A role mapped to
         # null (or not listed) gets its pillar refreshed only.
         "balancer_states": {"lb": "lb"},
+        # Apply those states with test=True: the job shows what would change in the
+        # balancers' config and changes nothing (a lab, or a team that reviews first).
+        "balancer_test": False,
         # How often (seconds) a master worker asks the database whether the CMDB
         # changed.  0 asks on every pillar render.
         "version_check_interval": 0,
@@ -82,6 +85,8 @@ def load(opts):
     if not isinstance(conf["cmdb"]["lb_serves"], dict):
         raise ConfigError("saltops:cmdb:lb_serves must map a balancer role to a served role")
     _check_balancer_states(conf["cmdb"])
+    if not isinstance(conf["cmdb"]["balancer_test"], bool):
+        raise ConfigError("saltops:cmdb:balancer_test must be true or false")
     return conf
 
 

@@ -157,6 +157,10 @@ def test_bad_balancer_states_are_refused(states, message):
 
 def test_balancer_states_defaults_and_switch_off():
     assert CONF["cmdb"]["balancer_states"] == {"lb": "lb"}
+    assert CONF["cmdb"]["balancer_test"] is False
+    assert conf_with(balancer_test=True)["cmdb"]["balancer_test"] is True
+    with pytest.raises(ConfigError, match="balancer_test must be true or false"):
+        conf_with(balancer_test="yes")
     assert conf_with(balancer_states={"lb": None})["cmdb"]["balancer_states"] == {"lb": None}
     assert conf_with(balancer_states={"lb": "lb.config"})["cmdb"]["balancer_states"] == {"lb": "lb.config"}
 
@@ -198,5 +202,16 @@ def test_summarize_state_return():
     # Render errors and a refused concurrent run come back as a list of lines.
     errors = api.summarize_state_return(["Rendering SLS 'base:lb' failed: ..."], 1)
     assert errors["result"] is False and errors["errors"] == ["Rendering SLS 'base:lb' failed: ..."]
+    # test=True: a state that would change has result None and counts as changed, not failed.
+    would = {
+        "file_|-lb-config-file-file-managed_|-/etc/haproxy/haproxy.cfg_|-managed": {
+            "__id__": "lb-config-file-file-managed",
+            "result": None,
+            "changes": {"diff": "-    server web02 ..."},
+            "comment": "The file /etc/haproxy/haproxy.cfg is set to be changed",
+        }
+    }
+    assert api.summarize_state_return(would, 0)["result"] is True
+    assert api.summarize_state_return(would, 0)["changed"] == ["lb-config-file-file-managed"]
     # A good-looking return with a failing retcode is not a success.
     assert api.summarize_state_return(ok, 1)["result"] is False
