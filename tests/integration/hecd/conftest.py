@@ -173,7 +173,10 @@ def hecd_db_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hecd_master(saltops_master_factory, hecd_db_url, haproxy_config_kept):
-    factory = saltops_master_factory("hecd-master", db_url=hecd_db_url)
+    # The defaults, stated: the balancer state is applied for real, even where a
+    # shared test configuration would choose test mode for its own masters.
+    extra = {"saltops": {"cmdb": {"balancer_states": {"lb": "lb"}, "balancer_test": False}}}
+    factory = saltops_master_factory("hecd-master", db_url=hecd_db_url, extra=extra)
     # pytest-salt-factories puts its own pillar root first: its top file wins, so
     # it lists the repository's `saltops` pillar as pillar/top.sls does, and ours.
     pillar_root = Path(factory.config["pillar_roots"]["base"][0])

@@ -240,3 +240,25 @@ def test_an_invalid_balancer_config_is_refused_and_the_previous_one_keeps_servin
     assert by_id(fixed)["lb-config-file-file-managed"]["result"] is True
     assert digest() != before  # the version in the header moved on
     serving({WEB1, WEB2})
+
+
+def test_test_mode_reports_what_would_change_and_changes_nothing(hecd, event_listener):
+    serving({WEB1, WEB2})
+    _, refresh, _ = changed_through_the_loop(hecd, event_listener, "cmdb.update", WEB1, "owner=shop-team")
+    try:
+        # Someone edited the file by hand: the balancer state would put it back.
+        edited = HAPROXY_CFG.read_text() + "# edited by hand\n"
+        HAPROXY_CFG.write_text(edited)
+        args = ("cmdb.refresh", f"version={refresh['version']}", "wait=True", "timeout=30")
+        result = ok(hecd["run"].run(*args, "test=True"))
+        assert result["apply_test"] is True and result["applied"] == {LB: "lb"}
+        summary = result["apply_results"][LB]
+        assert summary["result"] is True and "lb-config-file-file-managed" in summary["changed"]
+        assert HAPROXY_CFG.read_text() == edited  # reported, not changed
+        # The same call without test mode puts the file back.
+        result = ok(hecd["run"].run(*args))
+        assert result["apply_test"] is False and result["apply_results"][LB]["result"] is True
+        assert "# edited by hand" not in HAPROXY_CFG.read_text()
+    finally:
+        changed_through_the_loop(hecd, event_listener, "cmdb.update", WEB1, "owner=web-team")
+    serving({WEB1, WEB2})
