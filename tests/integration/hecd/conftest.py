@@ -11,7 +11,7 @@ What runs (module scope, started once for the tests of ``test_hecd_flow.py``):
 * a salt-master (``hecd``) configured like every SaltOps master
   (``saltops_master_factory``: saltops_cmdb ext_pillar, the reactor on
   ``saltops/cmdb/changed``...) over its own SQLite CMDB holding ``lb01`` and the
-  web hosts, with a pillar file that moves haproxy off the default ports onto
+  web hosts (and two balancers that only exist in the CMDB), with a pillar file that moves haproxy off the default ports onto
   127.0.20.x (``lb:frontend:port``, ``lb:backend_port``, ``lb:stats:bind``);
 * one minion, ``lb01.hecd.saltops``, running as root, which applies the lb
   formula for real: haproxy from apt, /etc/haproxy/haproxy.cfg checked with
@@ -68,8 +68,21 @@ def web_record(hostname, **over):
     return rec
 
 
+# Two more balancers of the env exist only in the CMDB: LB2 has no minion (it
+# cannot confirm a pillar refresh), LB3 is offline.  Neither gets the state.
+LB2, LB3 = f"lb02.{DOMAIN}", f"lb03.{DOMAIN}"
+
 HOSTS = [
     {**_COMMON, "hostname": LB, "ip": LB_IP, "roles": ["base", "lb"], "owner": "ops-team", "apps": {}},
+    {**_COMMON, "hostname": LB2, "ip": "127.0.20.3", "roles": ["base", "lb"], "owner": "ops-team"},
+    {
+        **_COMMON,
+        "hostname": LB3,
+        "ip": "127.0.20.4",
+        "roles": ["base", "lb"],
+        "owner": "ops-team",
+        "status": "offline",
+    },
     web_record(WEB1),
     web_record(WEB2),
 ]

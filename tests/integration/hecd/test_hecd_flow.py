@@ -24,6 +24,8 @@ from tests.integration.hecd.conftest import (
     FRONTEND_PORT,
     HAPROXY_CFG,
     LB,
+    LB2,
+    LB3,
     LB_IP,
     SERVER_NAME,
     SHOP,
@@ -138,7 +140,9 @@ def test_the_balancer_serves_every_online_web_host(hecd):
     text = HAPROXY_CFG.read_text()
     for host in (WEB1, WEB2):
         assert f"server {host} {WEB_IPS[host]}:" in text
-    assert subprocess.run(["haproxy", "-c", "-q", "-f", str(HAPROXY_CFG)], check=False).returncode == 0
+    assert (
+        subprocess.run(["/usr/sbin/haproxy", "-c", "-q", "-f", str(HAPROXY_CFG)], check=False).returncode == 0
+    )
     print(f"first state.apply lb: {hecd['first_apply_seconds']:.1f}s")
 
 
@@ -148,9 +152,14 @@ def test_a_host_in_maintenance_no_longer_gets_requests(hecd, event_listener):
         change, refresh, job = changed_through_the_loop(
             hecd, event_listener, "cmdb.update", WEB2, "status=maintenance"
         )
-        # Targets come from the audit log: the changed host and the balancer of its env.
-        assert refresh["targets"] == [LB, WEB2] and refresh["balancers"] == [LB]
-        assert WEB2 in refresh["no_answer"]  # a CMDB host without a minion: nothing to refresh
+        # Targets come from the audit log and the CMDB: the changed host and the balancers of its env.
+        assert refresh["targets"] == [LB, LB2, LB3, WEB2] and refresh["balancers"] == [LB, LB2, LB3]
+        assert refresh["no_answer"] == [LB2, LB3, WEB2]  # CMDB hosts without a minion
+        # Only the balancer that runs and confirmed its new pillar gets the state.
+        assert refresh["applied"] == {LB: "lb"} and refresh["apply_skipped"] == {
+            LB2: "its pillar refresh was not confirmed: state not applied",
+            LB3: "status offline in the CMDB",
+        }
         states = by_id(job)
         assert job["success"] is True and job["retcode"] == 0, states
         assert states["lb-config-file-file-managed"]["changes"], "the config was not rewritten"
