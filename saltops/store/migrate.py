@@ -26,13 +26,44 @@ def _config():
     return cfg
 
 
+def _script():
+    return ScriptDirectory.from_config(_config())
+
+
 def heads():
     """The head revision of every branch."""
-    return set(ScriptDirectory.from_config(_config()).get_heads())
+    return set(_script().get_heads())
 
 
 def current(conn):
+    """The revisions recorded in ``alembic_version`` (one per branch tip)."""
     return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def applied(conn):
+    """Every revision in effect: the recorded tips and all they build on.
+
+    Alembic records only branch tips; a branch that ``depends_on`` the core
+    makes ``core_0001`` implicit, so it never shows in ``current``.
+    """
+    script = _script()
+    seen = set()
+    stack = list(current(conn))
+    while stack:
+        rev = script.get_revision(stack.pop())
+        if rev is None or rev.revision in seen:
+            continue
+        seen.add(rev.revision)
+        for parents in (rev.down_revision, rev.dependencies):
+            if isinstance(parents, str):
+                stack.append(parents)
+            elif parents:
+                stack.extend(parents)
+    return seen
+
+
+def up_to_date(conn):
+    return heads() <= applied(conn)
 
 
 @contextmanager
@@ -60,13 +91,12 @@ def _migration_lock(store):
 
 def upgrade(store):
     """Upgrade every branch to its head; cheap when already there."""
-    wanted = heads()
     with store.connect() as conn:
-        if current(conn) == wanted:
+        if up_to_date(conn):
             return
     with _migration_lock(store):
         with store.engine.begin() as conn:
-            if current(conn) == wanted:
+            if up_to_date(conn):
                 return
             cfg = _config()
             cfg.attributes["connection"] = conn

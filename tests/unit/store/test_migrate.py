@@ -12,9 +12,11 @@ def _tables(store):
 
 def test_upgrade_creates_every_branch_head_and_is_idempotent(store_url):
     store = Store(store_url)
+    with store.connect() as conn:
+        assert not migrate.up_to_date(conn)
     store.migrate()
     with store.connect() as conn:
-        assert migrate.current(conn) == migrate.heads()
+        assert migrate.up_to_date(conn) and migrate.heads() <= migrate.applied(conn)
     assert {"cmdb_hosts", "audit_log", "event_outbox", "saltops_meta", "alembic_version"} <= _tables(store)
     with store.connect() as conn:
         assert conn.execute(sa.text("SELECT value FROM saltops_meta WHERE name='cmdb_version'")).scalar() == 0
@@ -49,7 +51,7 @@ def test_concurrent_upgrades_from_several_processes(store_url):
     assert results == ["ok", "ok", "ok"]
     store = Store(store_url)
     with store.connect() as conn:
-        assert migrate.current(conn) == migrate.heads()
+        assert migrate.up_to_date(conn) and migrate.heads() <= migrate.applied(conn)
         assert conn.execute(sa.text("SELECT COUNT(*) FROM saltops_meta WHERE name='cmdb_version'")).scalar() == 1
     store.dispose()
 
