@@ -31,6 +31,10 @@ def master_overrides(db_url, users_file, api_port, root=None):
         api={"host": "127.0.0.1", "port": int(api_port), "disable_ssl": True},
     )
     block["external_auth"] = users.external_auth(users_file)
+    # Every lab minion runs on this one machine: a real apply of the balancer
+    # state would rewrite the machine's own /etc/haproxy.  The lab shows the
+    # balancer following the CMDB as test-mode diffs (docs/hecd.md).
+    block["saltops"]["cmdb"] = {"balancer_test": True}
     return block
 
 
