@@ -25,6 +25,7 @@ from saltops.cmdb import api
 from saltops.cmdb import drift as cmdb_drift
 from saltops.errors import ConfigError, NotFound, SaltOpsError, StoreUnavailable, ValidationError
 from saltops.identity import acting_user
+from saltops.runnerkit import reports_failures
 from saltops.store import get_store, outbox
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def _after_write(store, summary):
     return summary
 
 
+@reports_failures
 def add(
     hostname,
     ip=None,
@@ -185,6 +187,7 @@ def add(
     return _after_write(store, _call(api.add, store, conf, _actor(), record))
 
 
+@reports_failures
 def update(hostname, **changes):
     """
     Change fields of one host; the fields not given keep their values.
@@ -201,6 +204,7 @@ def update(hostname, **changes):
     return _after_write(store, _call(api.update, store, conf, _actor(), hostname, _clean(changes)))
 
 
+@reports_failures
 def remove(hostname, purge=False):
     """
     Decommission hosts (status ``decommissioned``; the record and its history
@@ -218,6 +222,7 @@ def remove(hostname, purge=False):
     return _after_write(store, _call(api.remove, store, conf, _actor(), hostname, purge=purge))
 
 
+@reports_failures
 def show(hostname):
     """
     Show one host's record.
@@ -232,6 +237,7 @@ def show(hostname):
     return _call(api.show, store, hostname)
 
 
+@reports_failures
 def list_(**filters):
     """
     List host records matching every filter given.
@@ -250,6 +256,7 @@ def list_(**filters):
     return _call(api.list_hosts, store, _clean(filters))
 
 
+@reports_failures
 def targets(sep=None, **filters):
     """
     Minion ids (== CMDB hostnames) matching the filters, for targeting.
@@ -273,6 +280,7 @@ def targets(sep=None, **filters):
     return str(sep).join(names)
 
 
+@reports_failures
 def import_(path=None, text=None, format=None, dry_run=False, mode="upsert"):  # pylint: disable=redefined-builtin
     """
     Import hosts from CSV, YAML or JSON, all or nothing: if any row is bad,
@@ -304,6 +312,7 @@ def import_(path=None, text=None, format=None, dry_run=False, mode="upsert"):  #
     return _after_write(store, summary)
 
 
+@reports_failures
 def export(format="yaml", **filters):  # pylint: disable=redefined-builtin
     """
     Export host records as CSV, YAML or JSON text that ``cmdb.import`` reads
@@ -320,6 +329,7 @@ def export(format="yaml", **filters):  # pylint: disable=redefined-builtin
     return _call(api.export_hosts, store, format, _clean(filters))
 
 
+@reports_failures
 def history(hostname=None, actor=None, since=None, limit=100):
     """
     The CMDB audit log, newest first: who changed which host when, before -> after.
@@ -364,6 +374,7 @@ def _answered(raw):
     }
 
 
+@reports_failures
 def drift(timeout=None):
     """
     Compare the CMDB with reality and report every disagreement:
@@ -522,6 +533,7 @@ def _apply_balancers(client, plan, refreshed, wait, apply_timeout, test):
     return out
 
 
+@reports_failures
 def refresh(version, wait=False, timeout=10, apply_timeout=300, test=None):
     """
     Refresh the pillar of the minions a CMDB change affects: the hosts the

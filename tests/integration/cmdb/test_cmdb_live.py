@@ -174,7 +174,8 @@ def test_cli_exit_codes_and_messages(minions, salt_run, cmdb_store):
     missing = salt_run("cmdb.show", "nope.lab.saltops")
     assert missing.returncode != 0 and "not in the CMDB" in missing.stdout + missing.stderr
     bad = salt_run("cmdb.update", WEB, "status=broken")
-    assert "status 'broken' is not one of" in bad.stdout + bad.stderr
+    # Bad input: a clear message and a non-zero exit, for shell scripts.
+    assert bad.returncode == 1 and "status 'broken' is not one of" in bad.stdout + bad.stderr
     targets = salt_run("cmdb.targets", "role=web", "sep=,", "--out=txt")
     assert targets.returncode == 0
     # web02 is in maintenance: still a target (only decommissioned hosts are left out).
