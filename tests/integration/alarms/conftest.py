@@ -14,7 +14,9 @@ MINION = "alarm-web01.lab.saltops"
 RULES = {
     "defaults": {"resolve_after": "2m"},
     "rules": [
-        {"name": "DiskUsageHigh", "beacon": "diskusage", "field": "diskusage", "op": ">=", "threshold": 1,
+        # The beacon's name is the tag segment; the pillar already configures `diskusage` (90 %)
+        # for every host, so the test adds its own low-threshold one under another name.
+        {"name": "DiskUsageHigh", "beacon": "alarm_test_disk", "field": "diskusage", "op": ">=", "threshold": 1,
          "key": ["mount"], "severity": "warning",
          "annotations": {"summary": "disk {mount} on {host} is {value:.0f}% full"}},
         {"name": "LoadHigh", "beacon": "load", "field": "1m", "threshold": 1000, "severity": "warning"},
@@ -53,7 +55,20 @@ def alarm_env(saltops_master_factory, salt_factories, receivers, smtp, tmp_path_
     record = {**demo.HOSTS[0], "hostname": MINION, "idc": "bj-idc1", "env": "prod", "roles": ["base", "web"]}
     api.add(store, config.load({}), "tester", record)
     port = free_port()
+    # Beacons from pillar replace the minion config's `beacons` entirely (Salt 3008's
+    # config.merge with omit_opts=True), and the shipped pillar sets a 90 % diskusage beacon
+    # for every host.  A PillarStack layer of the test's own adds a 1 % one under another name.
+    stack = root / "stack"
+    stack.mkdir()
+    (stack / "stack.cfg").write_text("alarms.yml\n")
+    (stack / "alarms.yml").write_text(yaml.safe_dump(
+        {"beacons": {"alarm_test_disk": [{"beacon_module": "diskusage"}, {"/": "1%"}, {"interval": 2}]}}))
+    from saltops.paths import tree
+    from saltops.saltconf import EXT_PILLAR
+
     extra = {
+        "ext_pillar": [{EXT_PILLAR: {}}, {"stack": str(tree("pillar") / "stack" / "stack.cfg")},
+                       {"stack": str(stack / "stack.cfg")}],
         "engines": [{"saltops_alarms": {}}],
         "saltops": {
             "alarms": {"rules_file": str(rules_file), "listen_port": port, "tick": 0.1},
@@ -61,10 +76,7 @@ def alarm_env(saltops_master_factory, salt_factories, receivers, smtp, tmp_path_
         },
     }
     master = saltops_master_factory("alarms-master", db_url=db_url, extra=extra)
-    minion = master.salt_minion_daemon(MINION, overrides={
-        "acceptance_wait_time": 2,
-        "beacons": {"diskusage": [{"/": "1%"}, {"interval": 2}]},
-    })
+    minion = master.salt_minion_daemon(MINION, overrides={"acceptance_wait_time": 2})
     with master.started(start_timeout=120), minion.started(start_timeout=120):
         yield {"master": master, "minion": minion, "store": store, "port": port, "rules_file": rules_file,
                "db_url": db_url}
