@@ -11,13 +11,11 @@ import logging
 import time
 
 import salt.client
-import sqlalchemy
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from saltops import config as saltops_config
-from saltops.errors import ConfigError, NotFound, SaltOpsError, StoreUnavailable, ValidationError
+from saltops import runnerkit
 from saltops.identity import acting_user
-from saltops.store import get_store
+from saltops.runnerkit import reports_failures
 
 log = logging.getLogger(__name__)
 
@@ -31,31 +29,14 @@ def __virtual__():
 
 
 def _conf():
-    try:
-        return saltops_config.load(__opts__)  # noqa: F821
-    except ConfigError as err:
-        raise CommandExecutionError(f"SaltOps configuration is invalid: {err}") from None
+    return runnerkit.open_store(__opts__)[0]  # noqa: F821
 
 
-def _store(conf=None):
-    conf = conf or _conf()
-    try:
-        return get_store(conf["db_url"], conf["db_options"])
-    except (StoreUnavailable, sqlalchemy.exc.SQLAlchemyError, OSError, RuntimeError) as err:
-        raise CommandExecutionError(f"the SaltOps database is unavailable: {err}") from None
+def _store():
+    return runnerkit.open_store(__opts__)[1]  # noqa: F821
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except ValidationError as err:
-        raise SaltInvocationError(str(err)) from None
-    except NotFound as err:
-        raise CommandExecutionError(str(err)) from None
-    except StoreUnavailable as err:
-        raise CommandExecutionError(f"the SaltOps database is unavailable; nothing was changed: {err}") from None
-    except SaltOpsError as err:
-        raise CommandExecutionError(str(err)) from None
+_call = runnerkit.call
 
 
 def _user():
@@ -72,6 +53,7 @@ def _settings(conf):
     return _call(settings.load, conf)
 
 
+@reports_failures
 def list_(state="firing", severity=None, host=None, alertname=None, limit=200):
     """
     Alarms by state (``firing`` by default; ``pending``, ``resolved``, ``all``).
@@ -89,6 +71,7 @@ def list_(state="firing", severity=None, host=None, alertname=None, limit=200):
         return _call(query.list_alarms, conn, state, severity, host, alertname, limit)
 
 
+@reports_failures
 def history(fingerprint=None, host=None, since=None, limit=100):
     """
     State changes of alarms, newest first (pending, firing, resolved, acked).
@@ -106,6 +89,7 @@ def history(fingerprint=None, host=None, since=None, limit=100):
         return _call(query.history_rows, conn, fingerprint, host, since, limit)
 
 
+@reports_failures
 def ack(fingerprint, comment=""):
     """
     Acknowledge a firing alarm: no more repeats until it resolves (its resolution is still sent).
@@ -146,6 +130,7 @@ def _split_matchers(text):
     return out
 
 
+@reports_failures
 def silence_add(matchers, duration="1h", comment=None, starts=None):
     """
     Silence alarms matching every matcher for ``duration``; returns the silence id.
@@ -177,6 +162,7 @@ def silence_add(matchers, duration="1h", comment=None, starts=None):
     return {"id": sid, "ends_at": begin + seconds, "created_by": _user()}
 
 
+@reports_failures
 def silence_list(state="active"):
     """
     Silences (and acks): ``active`` (default), ``pending``, ``expired`` or ``all``.
@@ -202,6 +188,7 @@ def silence_list(state="active"):
     return [i for i in items if state == "all" or i["state"] == state]
 
 
+@reports_failures
 def silence_expire(silence_id):
     """
     End a silence now.
@@ -219,6 +206,7 @@ def silence_expire(silence_id):
     return {"id": silence_id, "expired": changed}
 
 
+@reports_failures
 def test(channel, message="SaltOps test notification"):
     """
     Send a test message through one notification channel now, and log the delivery.
@@ -258,7 +246,7 @@ def test(channel, message="SaltOps test notification"):
         error = str(err)
     elapsed = time.monotonic() - started
     try:
-        with _store(conf).begin() as conn:
+        with _store().begin() as conn:
             outbox.record_attempt(conn, None, channel, 1, error is None, error, elapsed * 1000, time.time())
     except CommandExecutionError as err:
         log.warning("test delivery not logged: %s", err)
@@ -267,6 +255,7 @@ def test(channel, message="SaltOps test notification"):
     return {"channel": channel, "delivered": True, "seconds": round(elapsed, 3)}
 
 
+@reports_failures
 def rules_check(path=None):
     """
     Validate the rules file (``saltops:alarms:rules_file``, or ``path``) against the configured channels.
@@ -289,6 +278,7 @@ def rules_check(path=None):
     return {"valid": True, **ruleset.summary()}
 
 
+@reports_failures
 def notifications(status=None, limit=50):
     """
     The notification outbox (pending, sent, failed) with each row's last error.
@@ -308,6 +298,7 @@ def notifications(status=None, limit=50):
                 "deliveries": outbox.log(conn, limit=limit)}
 
 
+@reports_failures
 def remediate(fingerprint):
     """
     Run the ``remediate:`` action of a firing alarm's rule on the alarm's host.
@@ -328,7 +319,7 @@ def remediate(fingerprint):
     conf = _conf()
     alarms_conf, notify = _settings(conf)
     ruleset = _call(rules.load_file, alarms_conf["rules_file"], set(notify["channels"]))
-    with _store(conf).connect() as conn:
+    with _store().connect() as conn:
         row = _call(query.get_alarm, conn, fingerprint)
     host, function, args = _call(query.remediation, ruleset, row)
     client = salt.client.LocalClient(mopts=__opts__)  # noqa: F821

@@ -17,16 +17,15 @@ import logging
 import salt.client
 import salt.key
 import salt.utils.event
-import sqlalchemy
 from salt.exceptions import CommandExecutionError, SaltClientError, SaltInvocationError
 
-from saltops import config as saltops_config
+from saltops import runnerkit
 from saltops.cmdb import api
 from saltops.cmdb import drift as cmdb_drift
-from saltops.errors import ConfigError, NotFound, SaltOpsError, StoreUnavailable, ValidationError
+from saltops.errors import StoreUnavailable
 from saltops.identity import acting_user
 from saltops.runnerkit import reports_failures
-from saltops.store import get_store, outbox
+from saltops.store import outbox
 
 log = logging.getLogger(__name__)
 
@@ -40,60 +39,11 @@ def __virtual__():
     return __virtualname__
 
 
-def _safe_url(url):
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except (sqlalchemy.exc.ArgumentError, TypeError, ValueError):
-        return "<unparsable db_url>"
-
-
-def _failed(exc):
-    """Mark the call failed for Salt (``success: False`` through RunnerClient and salt-api) and return ``exc``.
-
-    A ``SaltInvocationError`` is a ``TypeError``, which Salt's runner client
-    reports as "Passed invalid arguments" without failing the job; the retcode
-    in ``__context__`` is what marks it failed.
-    """
-    __context__["retcode"] = 1  # noqa: F821
-    return exc
-
-
 def _context():
-    __context__["retcode"] = 0  # noqa: F821
-    try:
-        conf = saltops_config.load(__opts__)  # noqa: F821
-    except ConfigError as err:
-        raise _failed(CommandExecutionError(f"SaltOps configuration is invalid: {err}")) from None
-    try:
-        store = get_store(conf["db_url"], conf["db_options"])
-    except StoreUnavailable as err:
-        raise _failed(
-            CommandExecutionError(f"the CMDB database {_safe_url(conf['db_url'])} is unavailable: {err}")
-        ) from None
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError, RuntimeError) as err:
-        # A wrong URL, a missing driver, an unwritable SQLite directory, a stuck migration.
-        raise _failed(
-            CommandExecutionError(
-                f"the CMDB database {_safe_url(conf['db_url'])} cannot be used: {type(err).__name__}: {err}"
-            )
-        ) from None
-    return conf, store
+    return runnerkit.open_store(__opts__)  # noqa: F821
 
 
-def _call(func, *args, **kwargs):
-    """Run a core function, turning SaltOps errors into Salt's exception types."""
-    try:
-        return func(*args, **kwargs)
-    except ValidationError as err:
-        raise _failed(SaltInvocationError(str(err))) from None
-    except NotFound as err:
-        raise _failed(CommandExecutionError(str(err))) from None
-    except StoreUnavailable as err:
-        raise _failed(
-            CommandExecutionError(f"the CMDB database is unavailable; nothing was changed: {err}")
-        ) from None
-    except SaltOpsError as err:
-        raise _failed(CommandExecutionError(str(err))) from None
+_call = runnerkit.call
 
 
 def _actor():
@@ -352,9 +302,7 @@ def _local_client():
     try:
         return salt.client.get_local_client(mopts=__opts__)  # noqa: F821
     except SaltClientError as err:
-        raise _failed(
-            CommandExecutionError(f"cannot reach the Salt master to talk to minions: {err}")
-        ) from None
+        raise CommandExecutionError(f"cannot reach the Salt master to talk to minions: {err}") from None
 
 
 def _answered(raw):
@@ -401,9 +349,9 @@ def drift(timeout=None):
     try:
         timeout = int(timeout if timeout is not None else conf["cmdb"]["drift_timeout"])
     except (TypeError, ValueError):
-        raise _failed(SaltInvocationError(f"timeout={timeout!r} is not a number of seconds")) from None
+        raise SaltInvocationError(f"timeout={timeout!r} is not a number of seconds") from None
     if not 1 <= timeout <= 600:
-        raise _failed(SaltInvocationError("timeout must be between 1 and 600 seconds"))
+        raise SaltInvocationError("timeout must be between 1 and 600 seconds")
     records = _call(api.list_hosts, store, {})
     listed = salt.key.get_key(__opts__).list_keys()  # noqa: F821
     keys = {
@@ -428,9 +376,7 @@ def drift(timeout=None):
             )
             answers = _answered(raw)
         except SaltClientError as err:
-            raise _failed(
-                CommandExecutionError(f"could not ask the minions for their grains: {err}")
-            ) from None
+            raise CommandExecutionError(f"could not ask the minions for their grains: {err}") from None
     return cmdb_drift.compare(records, keys, answers or {}, probe)
 
 
@@ -444,9 +390,9 @@ def _seconds(name, value, top):
     try:
         value = int(value)
     except (TypeError, ValueError):
-        raise _failed(SaltInvocationError(f"{name}={value!r} is not a number of seconds")) from None
+        raise SaltInvocationError(f"{name}={value!r} is not a number of seconds") from None
     if not 1 <= value <= top:
-        raise _failed(SaltInvocationError(f"{name} must be between 1 and {top} seconds"))
+        raise SaltInvocationError(f"{name} must be between 1 and {top} seconds")
     return value
 
 
@@ -572,7 +518,7 @@ def refresh(version, wait=False, timeout=10, apply_timeout=300, test=None):
     if test is None:
         test = conf["cmdb"]["balancer_test"]
     if not isinstance(test, bool):
-        raise _failed(SaltInvocationError(f"test={test!r} must be True or False"))
+        raise SaltInvocationError(f"test={test!r} must be True or False")
     timeout = _seconds("timeout", timeout, 600)
     apply_timeout = _seconds("apply_timeout", apply_timeout, 3600)
     plan = _call(api.refresh_plan, store, conf, version)
@@ -595,7 +541,7 @@ def refresh(version, wait=False, timeout=10, apply_timeout=300, test=None):
             client, tgt, tgt_type, names, plan["all"], timeout, block
         )
     except SaltClientError as err:
-        raise _failed(CommandExecutionError(f"could not publish saltutil.refresh_pillar: {err}")) from None
+        raise CommandExecutionError(f"could not publish saltutil.refresh_pillar: {err}") from None
     result["jid"] = jid
     if block:
         result.update(refreshed=refreshed, failed=failed, no_answer=no_answer)
@@ -604,9 +550,7 @@ def refresh(version, wait=False, timeout=10, apply_timeout=300, test=None):
     try:
         result.update(_apply_balancers(client, plan, set(refreshed or []), bool(wait), apply_timeout, test))
     except SaltClientError as err:
-        raise _failed(
-            CommandExecutionError(
+        raise CommandExecutionError(
                 f"the pillar was refreshed but the balancer state could not be published: {err}"
-            )
-        ) from None
+            ) from None
     return result

@@ -12,7 +12,12 @@ failed for the runner client and salt-api.
 import functools
 import types
 
+import sqlalchemy
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+from saltops import config as saltops_config
+from saltops.errors import ConfigError, SaltOpsError, StoreUnavailable, ValidationError
+from saltops.store import get_store
 
 
 def refusal(context, error):
@@ -34,10 +39,14 @@ def reports_failures(func):
     make_refusal = refusal
 
     def wrapper(*args, **kwargs):
+        context = func.__globals__.get("__context__")
+        if context is not None:
+            # __context__ outlives the call: an earlier refusal must not fail this one.
+            context["retcode"] = 0
         try:
             return func(*args, **kwargs)
         except errors as err:
-            return make_refusal(func.__globals__.get("__context__"), err)
+            return make_refusal(context, err)
 
     rebound = types.FunctionType(
         wrapper.__code__, func.__globals__, func.__name__, wrapper.__defaults__, wrapper.__closure__
@@ -47,3 +56,41 @@ def reports_failures(func):
 
 def is_refusal(result):
     return isinstance(result, dict) and result.get("result") is False and "error" in result
+
+
+def safe_url(url):
+    """A database URL fit for an error message: the password masked."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, TypeError, ValueError):
+        return "<unparsable db_url>"
+
+
+def open_store(opts):
+    """``(saltops config, store)`` for a runner's ``__opts__``, or a clear ``CommandExecutionError``."""
+    try:
+        conf = saltops_config.load(opts)
+    except ConfigError as err:
+        raise CommandExecutionError(f"SaltOps configuration is invalid: {err}") from None
+    try:
+        store = get_store(conf["db_url"], conf["db_options"])
+    except StoreUnavailable as err:
+        raise CommandExecutionError(f"the SaltOps database {safe_url(conf['db_url'])} is unavailable: {err}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError, RuntimeError) as err:
+        # A wrong URL, a missing driver, an unwritable SQLite directory, a stuck migration.
+        raise CommandExecutionError(
+            f"the SaltOps database {safe_url(conf['db_url'])} cannot be used: {type(err).__name__}: {err}"
+        ) from None
+    return conf, store
+
+
+def call(func, *args, **kwargs):
+    """Run a core function, turning SaltOps errors into Salt's exception types."""
+    try:
+        return func(*args, **kwargs)
+    except ValidationError as err:
+        raise SaltInvocationError(str(err)) from None
+    except StoreUnavailable as err:
+        raise CommandExecutionError(f"the SaltOps database is unavailable; nothing was changed: {err}") from None
+    except SaltOpsError as err:
+        raise CommandExecutionError(str(err)) from None
