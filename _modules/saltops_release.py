@@ -25,7 +25,7 @@ a path on ``http://127.0.0.1:<port>``; ``{port}``/``{slot}`` are replaced),
 ``health_expect`` (text the body must contain; ``{version}`` is replaced),
 ``health_timeout`` (5 s), ``health_retries`` (10), ``health_interval`` (1 s),
 ``fetch_timeout`` (60 s), ``command_timeout`` (120 s),
-``slots`` (``{blue: {port: ..}, green: {port: ..}}``).
+``slots`` (``{blue: <port>, green: <port>}``, or ``{blue: {port: ..}, ..}``).
 
 Commands run with ``cwd`` set to the release folder and these environment
 variables: ``SALTOPS_APP``, ``SALTOPS_VERSION``, ``SALTOPS_RELEASE_DIR``,
@@ -584,30 +584,45 @@ def _stage(report, app, version, artifact, sha256, conf, saltenv):
     return dest
 
 
-def _switch(report, app, version, conf, reason):
-    """pre_hook, current -> releases/<version>, restart, health, post_hook, prune."""
+def _switch(report, app, version, conf, reason, slot=None):
+    """pre_hook, current -> releases/<version>, restart, health, post_hook, prune.
+
+    With ``slot`` (an app whose balancers send traffic to a blue/green slot),
+    the release goes into that slot instead: ``slots/<slot>`` -> the release,
+    ``current`` -> ``slots/<slot>``, and the slot's instance restarts on the
+    slot's port.
+    """
     app_dir = _app_dir(app, conf)
     dest = _release_dir(app, version, conf)
     if not os.path.isdir(dest):
         raise _StepFailed(f"release {version} is not on disk at {dest}; stage it first")
+    port = _slot_port(conf, slot) if slot else conf.get("port")
     state = _read_state(app_dir)
     current = _link_version(os.path.join(app_dir, "current"))
     report.data["previous"] = current
-    env = _env(app, version, conf, dest, port=conf.get("port"))
+    if slot:
+        report.data["slot"] = slot
+    env = _env(app, version, conf, dest, slot, port)
     if conf.get("pre_hook"):
         with report.step("pre_hook") as entry:
             _run(entry, conf["pre_hook"], dest, env, conf)
     with report.step("switch") as entry:
-        _atomic_symlink(os.path.join("releases", version), os.path.join(app_dir, "current"))
+        if slot:
+            os.makedirs(os.path.join(app_dir, "slots"), exist_ok=True)
+            _atomic_symlink(os.path.join("..", "releases", version), os.path.join(app_dir, "slots", slot))
+            _atomic_symlink(os.path.join("slots", slot), os.path.join(app_dir, "current"))
+        else:
+            _atomic_symlink(os.path.join("releases", version), os.path.join(app_dir, "current"))
         state["history"].append({"version": version, "ts": time.time(), "reason": reason})
         state["history"] = state["history"][-50:]
-        state["active_slot"] = None
+        state["active_slot"] = slot
         _write_state(app_dir, state)
-        entry["comment"] = f"current: {current or '(none)'} -> {version}"
+        where = f" (slot {slot})" if slot else ""
+        entry["comment"] = f"current: {current or '(none)'} -> {version}{where}"
     with report.step("restart") as entry:
-        _restart(entry, app, version, conf, dest, port=conf.get("port"))
+        _restart(entry, app, version, conf, dest, slot=slot, port=port)
     with report.step("health") as entry:
-        _probe(entry, conf, version)
+        _probe(entry, conf, version, port=port, slot=slot)
     if conf.get("post_hook"):
         with report.step("post_hook") as entry:
             _run(entry, conf["post_hook"], dest, env, conf)
@@ -616,13 +631,17 @@ def _switch(report, app, version, conf, reason):
 
 
 def _slot_port(conf, slot):
+    """The port of ``slot``: ``slots: {blue: 8001, ..}`` or ``slots: {blue: {port: 8001}, ..}``."""
     slots = conf.get("slots") or {}
-    if not isinstance(slots, dict) or not isinstance(slots.get(slot), dict):
+    value = slots.get(slot) if isinstance(slots, dict) else None
+    if isinstance(value, dict):
+        value = value.get("port")
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
         raise SaltInvocationError(
-            f"blue/green needs the setting slots: {{blue: {{port: ..}}, green: {{port: ..}}}}; "
-            f"slot {slot!r} is missing"
+            f"blue/green needs the setting slots: {{blue: <port>, green: <port>}}; "
+            f"slot {slot!r} has no port (got {slots!r})"
         )
-    return slots[slot].get("port")
+    return int(value)
 
 
 def _check_slot(slot):
@@ -672,25 +691,29 @@ def stage(app, version, artifact, sha256, settings=None, saltenv="base"):
     return report.finish()
 
 
-def switch(app, version, settings=None, reason="deploy"):
+def switch(app, version, settings=None, reason="deploy", slot=None):
     """
     Make a staged release live: pre_hook, atomic ``current`` switch, restart,
     health probe, post_hook, then prune to the last ``keep`` releases.
 
-    ``previous`` in the report is the version that was live before.
+    ``previous`` in the report is the version that was live before.  With
+    ``slot`` (blue/green apps, for a rolling deploy into the live slot) the
+    release replaces the one in that slot and restarts that slot's instance.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt web01 saltops_release.switch shop 1.4.2
+        salt web01 saltops_release.switch shop 1.4.3 slot=green
     """
     version = _common(app, version)
+    slot = _check_slot(slot) if slot is not None else None
     conf = _settings(app, settings)
     report = _Report(app, version)
     try:
         with _app_lock(app, conf):
-            _switch(report, app, version, conf, reason)
+            _switch(report, app, version, conf, reason, slot)
     except _StepFailed as err:
         return report.fail(str(err))
     report.data["comment"] = f"release {version} is live"
@@ -722,11 +745,12 @@ def deploy(app, version, artifact, sha256, settings=None, saltenv="base"):
     return report.finish()
 
 
-def rollback(app, to=None, settings=None):
+def rollback(app, to=None, settings=None, slot=None):
     """
     Switch back to an earlier release that is still on disk.
 
-    Without ``to``, the release that was live before the current one.
+    Without ``to``, the release that was live before the current one.  With
+    ``slot``, the release goes back into that blue/green slot.
 
     CLI Example:
 
@@ -736,6 +760,7 @@ def rollback(app, to=None, settings=None):
         salt web01 saltops_release.rollback shop to=1.4.1
     """
     _check_name("app", app, _NAME)
+    slot = _check_slot(slot) if slot is not None else None
     conf = _settings(app, settings)
     app_dir = _app_dir(app, conf)
     report = _Report(app, None)
@@ -763,7 +788,7 @@ def rollback(app, to=None, settings=None):
                         f"(on disk: {', '.join(sorted(on_disk)) or 'none'}); stage it again first"
                     )
             report.data["version"] = target
-            _switch(report, app, target, conf, "rollback")
+            _switch(report, app, target, conf, "rollback", slot)
     except _StepFailed as err:
         return report.fail(str(err))
     report.data["comment"] = f"rolled back to {target}"

@@ -7,6 +7,10 @@
   as "no roles, remove everything".
 * ``cmdb_lb``: for each balancer role of the host (``saltops:cmdb:lb_serves``),
   the online hosts of the served role in the host's env.
+* ``deploy_slots``: on a balancer, the live blue/green slot of every app of
+  its env that has one (``{app: {"active": "green"}}``), from
+  :mod:`saltops.deploy.slots`.  A flip bumps the CMDB version, so the slot rows
+  are read once per change and per worker, never per render.
 """
 
 from saltops.cmdb.outage import iso
@@ -34,8 +38,27 @@ def unknown(minion_id, view):
     }
 
 
-def build(minion_id, view, lb_serves):
-    """The pillar keys SaltOps adds for ``minion_id`` (``{"cmdb": ..., "cmdb_lb": ...}``)."""
+def _live_slots(view):
+    """The :class:`saltops.deploy.slots.LiveSlots` of the snapshot cache that produced ``view``."""
+    from saltops.cmdb import snapshot
+    from saltops.deploy import slots
+
+    caches = list(snapshot._CACHES.values())
+    for cache in caches:
+        if cache._snapshot is view.snapshot:
+            return slots.for_snapshot_cache(cache)
+    if len(caches) == 1:
+        return slots.for_snapshot_cache(caches[0])
+    return None
+
+
+def build(minion_id, view, lb_serves, live_slots=None):
+    """The pillar keys SaltOps adds for ``minion_id`` (``{"cmdb": ..., "cmdb_lb": ..., "deploy_slots": ...}``).
+
+    ``live_slots`` is ``{env: {app: {"active": slot}}}``; by default it comes
+    from the :class:`~saltops.deploy.slots.LiveSlots` of the process's snapshot
+    cache (read again only when the CMDB version moved).
+    """
     snap = view.snapshot
     record = snap.record(minion_id) if isinstance(minion_id, str) else None
     if record is None:
@@ -54,6 +77,16 @@ def build(minion_id, view, lb_serves):
             "env": record.get("env"),
             "backends": snap.backends(served, record.get("env")),
         }
-    if balancers:
-        out["cmdb_lb"] = balancers
+    source = _live_slots(view) if live_slots is None else None
+    if not balancers:
+        if source is not None:
+            # Keep this worker's copy current (one query per CMDB change, none per
+            # render), so that a balancer rendered during an outage still has it.
+            source.prefetch(snap.version, bool(view.stale))
+        return out
+    out["cmdb_lb"] = balancers
+    if live_slots is None:
+        live_slots = source.get(snap.version, bool(view.stale)) if source is not None else {}
+    env = record.get("env")
+    out["deploy_slots"] = {app: dict(slot) for app, slot in (live_slots.get(env) or {}).items()}
     return out

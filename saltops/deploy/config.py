@@ -34,10 +34,9 @@ DEFAULTS = {
     # (seconds) has lost its runner; its lock may be taken over.
     "lock_stale_after": 90,
     "heartbeat_interval": 10,
-    # Blue/green: after the flip, refresh pillar on the CMDB hosts of this role in
-    # the env, and apply this state on them when set (e.g. "lb").
-    "lb_role": "lb",
-    "lb_state": None,
+    # Blue/green: seconds to wait for the balancers' state runs after a flip
+    # (cmdb.refresh apply_timeout); a balancer not done by then fails the flip.
+    "balancer_timeout": 300,
     "history_limit": 20,
 }
 
@@ -124,7 +123,13 @@ def options(base, overrides):
     out["canary_size"] = _number("canary_size", out["canary_size"], int, 1)
     out["pause"] = _bool("pause", out["pause"])
     out["max_failures"] = _number("max_failures", out["max_failures"], int, 0)
-    for key in ("return_timeout", "job_timeout", "lock_stale_after", "heartbeat_interval"):
+    for key in (
+        "return_timeout",
+        "job_timeout",
+        "lock_stale_after",
+        "heartbeat_interval",
+        "balancer_timeout",
+    ):
         if key in out:
             out[key] = _number(key, out[key], float, 1)
     if "chunk_size" in out:

@@ -2,13 +2,15 @@
 
 The engine talks to minions only through an *executor*: an object with
 
-    call(fun, hostnames, args, settings_by_host, timeout) -> {hostname: report or None}
+    call(fun, hostnames, args, settings_by_host, timeout, kwargs=None) -> {hostname: report or None}
 
 that runs the ``saltops_release`` execution module function ``fun`` on the
 hosts (each with its own CMDB app settings) and returns each host's report, or
 ``None`` for a host that did not answer.  The runner passes one built on Salt's
 LocalClient.  ``fire(tag, data)`` fires the outbox events after each commit;
-``progress(phase, data)`` reports progress to whoever watches (the CLI).
+``progress(phase, data)`` reports progress to whoever watches (the CLI);
+``balancers(cmdb_version)`` updates the balancers after a blue/green flip and
+returns what ``cmdb.refresh version=<cmdb_version> wait=True`` returns.
 
 Phases, in order (each one a committed status, so a deploy can be resumed):
 
@@ -24,7 +26,7 @@ import re
 import threading
 
 from saltops.deploy import config as dconfig
-from saltops.deploy import history, lock, machine
+from saltops.deploy import history, lock, machine, slots
 from saltops.deploy import plan as planner
 from saltops.deploy import targets as cmdb_targets
 from saltops.errors import Conflict, NotFound, ValidationError
@@ -37,7 +39,7 @@ _APP = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _ARTIFACT = re.compile(r"^(https?://|salt://)\S+$")
-_OTHER_SLOT = {"blue": "green", "green": "blue"}
+_OTHER_SLOT = slots.OTHER
 
 
 def validate_request(app, env, version, artifact, sha256, envs=None):
@@ -80,10 +82,12 @@ def preview(store, dconf, app, env, overrides=None):
     return plan
 
 
-def start(store, dconf, request, actor, overrides=None, kind="deploy", rollback_of=None):
+def start(store, dconf, request, actor, overrides=None, kind="deploy", rollback_of=None, plan_extra=None):
     """Plan, lock and record a new deploy (status ``pending``); return its id.
 
-    Raises :class:`Conflict` when another deploy of the app to the env runs.
+    ``plan_extra`` is merged into the stored plan (``flip_only``, ``slot``,
+    ``live_version`` for an instant blue/green rollback).  Raises
+    :class:`Conflict` when another deploy of the app to the env runs.
     """
     opts = dconfig.options(dconf, overrides)
     app, env = request["app"], request["env"]
@@ -94,6 +98,7 @@ def start(store, dconf, request, actor, overrides=None, kind="deploy", rollback_
         plan = planner.make_plan(
             records, opts["strategy"], opts["batch_size"], opts["max_share"], opts["canary_size"]
         )
+        plan.update(plan_extra or {})
         request = dict(request, options={k: opts[k] for k in dconfig.PER_DEPLOY})
         deploy_id = history.create_run(conn, request, plan, actor, lock.me(), records, kind, rollback_of)
         recovered = lock.acquire(conn, app, env, deploy_id, dconf["lock_stale_after"])
@@ -108,11 +113,14 @@ def rollback_request(store, app, env, to=None):
     """The request that brings ``app`` in ``env`` back to ``to`` (or to the release before the live one).
 
     The artifact and checksum come from the history, so a release no longer on
-    the hosts' disks is fetched again.  Raises :class:`NotFound` when there is
-    nothing recorded to go back to.
+    the hosts' disks is fetched again.  ``instant`` is set when the app's idle
+    blue/green slot still holds that release: the rollback is then a flip of
+    the balancers back to it (the plan extras for :func:`start`).  Raises
+    :class:`NotFound` when there is nothing recorded to go back to.
     """
     with store.connect() as conn:
         good = history.succeeded(conn, app, env)
+        row = history.get_slots(conn, app, env)
     if not good:
         raise NotFound(f"{app} has no successful deploy to {env} on record; nothing to roll back to")
     live = good[0]
@@ -134,7 +142,7 @@ def rollback_request(store, app, env, to=None):
                 f"(known good: {known}); deploy it with deploy.run"
             )
         target = matches[0]
-    return {
+    out = {
         "app": app,
         "env": env,
         "version": target["version"],
@@ -143,7 +151,19 @@ def rollback_request(store, app, env, to=None):
         "from_version": live["version"],
         "from_deploy": live["id"],
         "strategy": target["strategy"],
+        "instant": None,
     }
+    if row is not None:
+        idle = _OTHER_SLOT[row["active"]]
+        if row[f"{idle}_version"] == target["version"]:
+            # The idle slot still runs that release: flip back, install nothing.
+            out["instant"] = {
+                "flip_only": True,
+                "slot": idle,
+                "live_slot": row["active"],
+                "live_version": row[f"{row['active']}_version"],
+            }
+    return out
 
 
 class _Heartbeat(threading.Thread):
@@ -164,13 +184,14 @@ class _Heartbeat(threading.Thread):
 class Driver:
     """Drives one deploy to a terminal (or paused) status."""
 
-    def __init__(self, store, dconf, deploy_id, executor, fire=None, progress=None):
+    def __init__(self, store, dconf, deploy_id, executor, fire=None, progress=None, balancers=None):
         self.store = store
         self.dconf = dconf
         self.id = int(deploy_id)
         self.executor = executor
         self.fire = fire
         self.progress_cb = progress
+        self.balancers = balancers
         with store.connect() as conn:
             self.run = history.get_run(conn, self.id)
         self.opts = dict(self.dconf, **self.run["options"])
@@ -212,11 +233,21 @@ class Driver:
             raise Conflict(f"deploy {self.id} was taken over by {run['owner']}; stopping here")
         return bool(run["abort_requested"])
 
-    def _call(self, fun, rows, args):
+    def _call(self, fun, rows, args, kwargs=None):
         settings = {r["hostname"]: r["settings"] for r in rows}
+        if kwargs:
+            return self.executor.call(
+                f"{MODULE}.{fun}", sorted(settings), list(args), settings, self.opts["job_timeout"], kwargs
+            )
         return self.executor.call(
             f"{MODULE}.{fun}", sorted(settings), list(args), settings, self.opts["job_timeout"]
         )
+
+    def _slot_kwargs(self):
+        """Rolling and canary deploys of an app with a live blue/green slot go into that slot."""
+        if self.run["strategy"] == "blue_green" or not self.run["slot"]:
+            return None
+        return {"slot": self.run["slot"]}
 
     # ---------------------------------------------------------------- phases
 
@@ -250,8 +281,18 @@ class Driver:
         if self.run["status"] == machine.PENDING:
             self._status(machine.STAGING, {"hosts": self.run["plan"]["total"]})
         rows = self._hosts([machine.H_PENDING, machine.H_UNREACHABLE])
-        self._progress("staging", hosts=len(rows))
-        rets = self._call("stage", rows, [self.app, self.version, self.run["artifact"], self.run["sha256"]])
+        plan = self.run["plan"]
+        if plan.get("flip_only"):
+            # Instant blue/green rollback: nothing to download; check that the
+            # idle slot still answers healthy with the release it holds.
+            self._progress("checking_slot", slot=plan["slot"], hosts=len(rows))
+            rets = self._call("health", rows, [self.app], {"version": self.version, "slot": plan["slot"]})
+            rets = {h: (dict(r, current=plan.get("live_version")) if r else r) for h, r in rets.items()}
+        else:
+            self._progress("staging", hosts=len(rows))
+            rets = self._call(
+                "stage", rows, [self.app, self.version, self.run["artifact"], self.run["sha256"]]
+            )
         updates, bad_sum, failed = {}, [], []
         for row in rows:
             ret = rets.get(row["hostname"])
@@ -288,6 +329,30 @@ class Driver:
                 machine.FAILED,
                 {"hosts": bad_sum},
                 error=f"checksum mismatch on {len(bad_sum)} host(s) ({sample}); nothing was switched",
+            )
+            return False
+        if failed and plan.get("flip_only"):
+            first = updates[failed[0]]["error"]
+            self._status(
+                machine.FAILED,
+                {"hosts": failed},
+                error=(
+                    f"slot {plan['slot']} is not healthy with {self.version} on {len(failed)} host(s), "
+                    f"first: {failed[0]}: {first}; nothing was flipped, traffic stays on slot "
+                    f"{plan.get('live_slot')} (deploy.rollback instant=False installs {self.version} again)"
+                ),
+            )
+            return False
+        if failed and self.run["strategy"] == "blue_green":
+            # Every host takes traffic on the new slot after the flip: none may be left out.
+            first = updates[failed[0]]["error"]
+            self._status(
+                machine.FAILED,
+                {"hosts": failed},
+                error=(
+                    f"pre-stage failed on {len(failed)} host(s), first: {failed[0]}: {first}; blue/green "
+                    "flips every host at once, so nothing was switched"
+                ),
             )
             return False
         if len(failed) > self.opts["max_failures"]:
@@ -341,6 +406,14 @@ class Driver:
 
     def _batches(self):
         plan = self.run["plan"]["batches"]
+        if self.run["slot"] is None and self.run["next_batch"] == 0:
+            with self.store.begin() as conn:
+                live = history.get_slots(conn, self.app, self.run["env"])
+                if live is not None:
+                    conn.execute(
+                        history.runs.update().where(history.runs.c.id == self.id).values(slot=live["active"])
+                    )
+                    self.run["slot"] = live["active"]
         for number in range(self.run["next_batch"], len(plan)):
             if self._abort_requested():
                 self._status(machine.ROLLING_BACK, {"reason": "abort requested"}, error="aborted by request")
@@ -363,7 +436,7 @@ class Driver:
                 )
             self._flush()
             self._progress("batch", batch=number, kind=batch["kind"], hosts=[r["hostname"] for r in rows])
-            rets = self._call("switch", rows, [self.app, self.version]) if rows else {}
+            rets = self._call("switch", rows, [self.app, self.version], self._slot_kwargs()) if rows else {}
             updates, failed = self._record_switch(rows, rets)
             with self.store.begin() as conn:
                 history.set_hosts(conn, self.id, updates)
@@ -406,25 +479,41 @@ class Driver:
             if pause:
                 self._progress("paused", batch=number, hint=f"salt-run deploy.resume {self.id}")
                 return
+        if self.run["slot"]:
+            # The balancers keep sending traffic to the same slot, which now holds this release.
+            with self.store.begin() as conn:
+                slots.set_versions(conn, self.app, self.run["env"], {self.run["slot"]: self.version}, self.id)
         self._status(machine.SUCCEEDED, {"hosts": self.run["plan"]["total"] - self._failures()})
 
     def _blue_green(self):
         env = self.run["env"]
-        with self.store.connect() as conn:
-            slots = history.get_slots(conn, self.app, env)
-        active = slots["active"] if slots else None
-        idle = _OTHER_SLOT.get(active, "blue")
+        plan = self.run["plan"]
+        flip_only = bool(plan.get("flip_only"))
         if self.run["next_batch"] == 0:
+            with self.store.connect() as conn:
+                before = history.get_slots(conn, self.app, env)
+            active = before["active"] if before else None
+            idle = plan["slot"] if flip_only else _OTHER_SLOT.get(active, "blue")
             rows = self._hosts([machine.H_STAGED])
             with self.store.begin() as conn:
                 self.run = history.set_status(
-                    conn, self.id, machine.SWITCHING, event_data={"slot": idle, "active": active}, slot=idle
+                    conn,
+                    self.id,
+                    machine.SWITCHING,
+                    event_data={"slot": idle, "active": active},
+                    slot=idle,
+                    plan=dict(plan, previous_slot=active),
                 )
                 history.set_batch(conn, self.id, 0, "running")
             self._flush()
-            self._progress("install_slot", slot=idle, hosts=len(rows))
-            rets = self._call("install_slot", rows, [self.app, self.version, idle])
-            updates, failed = self._record_switch(rows, rets)
+            if flip_only:
+                # Checked healthy at the staging step: the slot only has to take the traffic.
+                updates = {r["hostname"]: {"status": machine.H_SWITCHED, "error": None} for r in rows}
+                failed = []
+            else:
+                self._progress("install_slot", slot=idle, hosts=len(rows))
+                rets = self._call("install_slot", rows, [self.app, self.version, idle])
+                updates, failed = self._record_switch(rows, rets)
             with self.store.begin() as conn:
                 history.set_hosts(conn, self.id, updates)
                 history.set_batch(conn, self.id, 0, "failed" if failed else "done", failed=len(failed))
@@ -444,26 +533,27 @@ class Driver:
                 return
             with self.store.begin() as conn:
                 self.run = history.set_status(conn, self.id, machine.SWITCHING, next_batch=1)
-        # The flip: the balancers' flag first (it is what sends traffic), then each host's `current`.
-        with self.store.begin() as conn:
-            before = history.get_slots(conn, self.app, env)
-            history.set_slots(conn, self.app, env, idle, {idle: self.version}, self.id)
-            history.event(
-                conn,
-                self.id,
-                "flipped",
-                {
-                    "app": self.app,
-                    "env": env,
-                    "slot": idle,
-                    "version": self.version,
-                    "previous_slot": before["active"] if before else None,
-                },
-            )
-        self._flush()
-        self._progress("flipped", slot=idle)
+        target = self.run["slot"]
+        if self.run["next_batch"] == 1:
+            # The flip: the live slot (what the balancers read), then the balancers
+            # themselves; the deploy waits for their state runs.
+            outcome = self._flip(target, {target: self.version}, "deploy")
+            if not outcome["ok"]:
+                previous = self.run["plan"].get("previous_slot")
+                self._status(
+                    machine.ROLLING_BACK,
+                    {"reason": "balancer update failed", "balancers": outcome},
+                    error=(
+                        f"the balancers did not take slot {target}: {outcome['error']}; "
+                        f"flipping back to {previous or 'no slot'}"
+                    ),
+                )
+                return
+            with self.store.begin() as conn:
+                self.run = history.set_status(conn, self.id, machine.SWITCHING, next_batch=2)
+        # Each host's `current` follows (no restart: both slots keep running).
         rows = self._hosts([machine.H_SWITCHED])
-        rets = self._call("set_active", rows, [self.app, idle])
+        rets = self._call("set_active", rows, [self.app, target])
         lagging = sorted(h for h in (r["hostname"] for r in rows) if not (rets.get(h) or {}).get("result"))
         if lagging:
             with self.store.begin() as conn:
@@ -472,27 +562,63 @@ class Driver:
                     self.id,
                     {
                         h: {
-                            "error": f"balancer flipped, but `current` on the host still points at the old slot: "
+                            "error": f"balancers flipped, but `current` on the host still points at the old slot: "
                             f"{(rets.get(h) or {}).get('comment') or 'no answer'}"
                         }
                         for h in lagging
                     },
                 )
-        self._refresh_balancers()
-        self._status(machine.SUCCEEDED, {"slot": idle, "hosts": len(rows), "lagging": lagging})
+        outcome = self.run["plan"].get("flip") or {}
+        self._status(
+            machine.SUCCEEDED,
+            {"slot": target, "hosts": len(rows), "lagging": lagging, "balancers": outcome.get("applied", [])},
+        )
 
-    def _refresh_balancers(self):
-        role = self.dconf.get("lb_role")
-        if not role:
-            return
-        with self.store.connect() as conn:
-            names = cmdb_targets.balancers(conn, self.run["env"], role)
-        if not names:
-            return
-        self._progress("balancers", hosts=names)
-        self.executor.run_plain(names, "saltutil.refresh_pillar", [], self.opts["return_timeout"])
-        if self.dconf.get("lb_state"):
-            self.executor.run_plain(names, "state.apply", [self.dconf["lb_state"]], self.opts["job_timeout"])
+    def _flip(self, target, versions, reason):
+        """Make ``target`` (a slot, or ``None``) live and update the balancers; returns the outcome."""
+        env = self.run["env"]
+        with self.store.begin() as conn:
+            before = history.get_slots(conn, self.app, env)
+            version = slots.record(
+                conn, self.app, env, target, versions, self.id, self.run["actor"], reason=reason
+            )
+            history.event(
+                conn,
+                self.id,
+                "flipped",
+                {
+                    "app": self.app,
+                    "env": env,
+                    "slot": target,
+                    "version": self.version,
+                    "previous_slot": before["active"] if before else None,
+                    "cmdb_version": version,
+                    "rollback": reason == "rollback",
+                },
+            )
+        self._flush()
+        self._progress("flipped", slot=target, cmdb_version=version)
+        outcome = self._update_balancers(version)
+        with self.store.begin() as conn:
+            run = history.get_run(conn, self.id)
+            key = "flip_back" if reason == "rollback" else "flip"
+            plan = dict(run["plan"], **{key: outcome})
+            conn.execute(history.runs.update().where(history.runs.c.id == self.id).values(plan=plan))
+            history.event(conn, self.id, "balancers", dict(outcome, app=self.app, env=env, slot=target))
+        self.run["plan"] = plan
+        self._flush()
+        self._progress("balancers", ok=outcome["ok"], applied=outcome["applied"], failed=outcome["failed"])
+        return outcome
+
+    def _update_balancers(self, cmdb_version):
+        if self.balancers is None:
+            return slots.balancer_outcome(None)
+        try:
+            result = self.balancers(cmdb_version)
+        except Exception as err:  # noqa: BLE001 - any failure of the update fails the flip
+            log.warning("deploy %s: balancer update failed: %s", self.id, err)
+            result = {"result": False, "error": f"{type(err).__name__}: {err}"}
+        return slots.balancer_outcome(result)
 
     def _rollback_hosts(self, rows):
         """Put ``rows`` back on their previous release; returns the hostnames that failed."""
@@ -507,7 +633,7 @@ class Driver:
         failed = []
         for version, group in sorted(by_version.items()):
             self._progress("rolling_back", to=version, hosts=[r["hostname"] for r in group])
-            rets = self._call("rollback", group, [self.app, version])
+            rets = self._call("rollback", group, [self.app, version], self._slot_kwargs())
             for row in group:
                 ret = rets.get(row["hostname"])
                 if ret is not None and ret.get("result"):
@@ -542,29 +668,36 @@ class Driver:
     def _rollback_blue_green(self):
         env = self.run["env"]
         with self.store.connect() as conn:
-            slots = history.get_slots(conn, self.app, env)
-        if not slots or slots["deploy_id"] != self.id:
+            row = history.get_slots(conn, self.app, env)
+        rows = self._hosts(machine.NEEDS_ROLLBACK)
+        if not row or row["deploy_id"] != self.id or row["active"] != self.run["slot"]:
             # The flip never happened: the live slot kept the traffic.
+            with self.store.begin() as conn:
+                history.set_hosts(
+                    conn, self.id, {r["hostname"]: {"status": machine.H_ROLLED_BACK} for r in rows}
+                )
+            return []
+        previous = self.run["plan"].get("previous_slot")
+        outcome = self._flip(previous, {}, "rollback")
+        if not outcome["ok"]:
             with self.store.begin() as conn:
                 history.set_hosts(
                     conn,
                     self.id,
                     {
-                        r["hostname"]: {"status": machine.H_ROLLED_BACK}
-                        for r in self._hosts(machine.NEEDS_ROLLBACK)
+                        r["hostname"]: {
+                            "status": machine.H_ROLLBACK_FAILED,
+                            "error": f"the balancers did not take slot {previous or '(none)'} back: {outcome['error']}",
+                        }
+                        for r in rows
                     },
                 )
-            return []
-        back = _OTHER_SLOT[slots["active"]]
-        with self.store.begin() as conn:
-            history.set_slots(conn, self.app, env, back, {}, self.id)
-            history.event(
-                conn, self.id, "flipped", {"app": self.app, "env": env, "slot": back, "rollback": True}
-            )
-        self._flush()
-        rows = self._hosts(machine.NEEDS_ROLLBACK)
-        rets = self._call("set_active", rows, [self.app, back])
-        failed = [r["hostname"] for r in rows if not (rets.get(r["hostname"]) or {}).get("result")]
+            return sorted(outcome["failed"]) or ["the balancers"]
+        failed = []
+        if previous and self.run["next_batch"] >= 2:
+            # The hosts' `current` had followed the flip: point it back too.
+            rets = self._call("set_active", rows, [self.app, previous])
+            failed = [r["hostname"] for r in rows if not (rets.get(r["hostname"]) or {}).get("result")]
         with self.store.begin() as conn:
             history.set_hosts(
                 conn,
@@ -578,11 +711,10 @@ class Driver:
                     for r in rows
                 },
             )
-        self._refresh_balancers()
         return failed
 
 
-def resume(store, dconf, deploy_id, executor, fire=None, progress=None):
+def resume(store, dconf, deploy_id, executor, fire=None, progress=None, balancers=None):
     """Continue a paused deploy, or one whose runner died (after ``lock_stale_after``)."""
     with store.begin() as conn:
         run = history.get_run(conn, deploy_id)
@@ -598,10 +730,10 @@ def resume(store, dconf, deploy_id, executor, fire=None, progress=None):
             history.event(
                 conn, run["id"], "resumed", {"app": run["app"], "env": run["env"], "status": run["status"]}
             )
-    return Driver(store, dconf, deploy_id, executor, fire, progress).execute()
+    return Driver(store, dconf, deploy_id, executor, fire, progress, balancers).execute()
 
 
-def abort(store, dconf, deploy_id, executor, fire=None, progress=None):
+def abort(store, dconf, deploy_id, executor, fire=None, progress=None, balancers=None):
     """Stop a deploy and roll back the hosts it switched.
 
     A deploy driven by a live process is asked to stop (it rolls back at the
@@ -636,7 +768,7 @@ def abort(store, dconf, deploy_id, executor, fire=None, progress=None):
                     error="aborted by request",
                 )
             requested = False
-    driver = Driver(store, dconf, deploy_id, executor, fire, progress)
+    driver = Driver(store, dconf, deploy_id, executor, fire, progress, balancers)
     if requested:
         driver._flush()
         out = driver.describe()

@@ -49,8 +49,11 @@ class LocalExecutor:
             return None
         return pub
 
-    def call(self, fun, hostnames, args, settings_by_host, timeout):
-        """Run ``fun`` on ``hostnames``; return ``{hostname: report or None}``."""
+    def call(self, fun, hostnames, args, settings_by_host, timeout, kwargs=None):
+        """Run ``fun`` on ``hostnames``; return ``{hostname: report or None}``.
+
+        ``kwargs`` are passed to every host, beside its ``settings``.
+        """
         groups = {}
         for name in hostnames:
             key = json.dumps(settings_by_host.get(name) or {}, sort_keys=True)
@@ -59,7 +62,7 @@ class LocalExecutor:
         for key, names in groups.items():
             for start in range(0, len(names), self.chunk_size):
                 chunk = names[start : start + self.chunk_size]
-                pub = self._publish(chunk, fun, args, {"settings": json.loads(key)})
+                pub = self._publish(chunk, fun, args, dict(kwargs or {}, settings=json.loads(key)))
                 if pub is None:
                     continue
                 iters.append(

@@ -228,6 +228,10 @@ def describe(conn, deploy_id, with_hosts=True):
             for b in batch_rows(conn, run["id"])
         ],
     }
+    for key in ("flip", "flip_back"):
+        if run["plan"].get(key) is not None:
+            # What the balancers did when the live slot changed (blue/green).
+            out[key] = run["plan"][key]
     if with_hosts:
         out["hosts"] = {
             r["hostname"]: {

@@ -6,10 +6,3 @@ from saltops.cmdb import repo
 def targets(conn, app, env):
     """Full CMDB records of the hosts a deploy of ``app`` to ``env`` goes to."""
     return [rec for rec in repo.list_hosts(conn, app=app, env=env, status="online") if app in rec["apps"]]
-
-
-def balancers(conn, env, role):
-    """Hostnames of the online hosts with the balancer ``role`` in ``env``."""
-    if not role:
-        return []
-    return [rec["hostname"] for rec in repo.list_hosts(conn, role=role, env=env, status="online")]

@@ -202,10 +202,13 @@ def test_lb_backends_frontends_and_check(render):
     assert haproxy["check_cmd"] == "/usr/sbin/haproxy -c -q -f"
     ctx = haproxy["context"]
     assert ctx["apps"]["shop"]["servers"] == [
-        {"name": "web01.bj.example.com", "address": "10.10.1.11"},
-        {"name": "web02.sh.example.com", "address": "10.20.1.12"},
+        {"name": "web01.bj.example.com", "address": "10.10.1.11", "port": 80},
+        {"name": "web02.sh.example.com", "address": "10.20.1.12", "port": 80},
     ]
-    assert ctx["apps"]["blog"]["servers"] == [{"name": "web01.bj.example.com", "address": "10.10.1.11"}]
+    assert ctx["apps"]["blog"]["servers"] == [
+        {"name": "web01.bj.example.com", "address": "10.10.1.11", "port": 80}
+    ]
+    assert ctx["apps"]["shop"]["slot"] is None
     assert ctx["apps"]["blog"]["settings"]["server_name"] == "blog"
     assert ctx["apps"]["shop"]["settings"]["server_name"] == "shop.example.com"
     # one frontend per ISP line of the balancer host
@@ -250,6 +253,59 @@ def test_haproxy_config_text(render):
             ["haproxy", "-c", "-f", "/dev/stdin"], input=cfg, text=True, capture_output=True, check=False
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def slotted(host, blue, green, form="port"):
+    out = copy.deepcopy(host)
+    ports = {"blue": blue, "green": green}
+    if form == "mapping":
+        ports = {slot: {"port": port} for slot, port in ports.items()}
+    out["apps"]["shop"]["slots"] = ports
+    return out
+
+
+def test_lb_routes_a_blue_green_app_to_its_live_slot(render):
+    web01 = slotted(WEB01, 8001, 8002)
+    web02 = slotted(WEB02, 9001, 9002, form="mapping")
+    third = dict(copy.deepcopy(WEB02), hostname="web03.sh.example.com", ip="10.20.1.13")
+    pillar = {
+        "cmdb": record(),
+        "cmdb_lb": lb_pillar([web02, third, web01]),
+        "deploy_slots": {"shop": {"active": "green"}},
+    }
+    ctx = files_of(states(render, "debian12", pillar))["/etc/haproxy/haproxy.cfg"]["context"]
+    shop = ctx["apps"]["shop"]
+    assert shop["slot"] == "green"
+    assert shop["servers"] == [
+        {"name": "web01.bj.example.com", "address": "10.10.1.11", "port": 8002},
+        {"name": "web02.sh.example.com", "address": "10.20.1.12", "port": 9002},
+    ]
+    # a host of the app without slot ports cannot serve the live slot: left out, and said so
+    assert shop["unslotted"] == ["web03.sh.example.com"]
+    # an app without a live slot keeps the nginx port
+    assert ctx["apps"]["blog"]["servers"] == [
+        {"name": "web01.bj.example.com", "address": "10.10.1.11", "port": 80}
+    ]
+    text = render_haproxy(ctx)
+    assert "server web01.bj.example.com 10.10.1.11:8002 check" in text
+    assert "server web02.sh.example.com 10.20.1.12:9002 check" in text
+    assert "# blue/green: live slot green" in text
+    assert "# web03.sh.example.com left out: no port for slot green in its apps:shop:slots" in text
+    blue = dict(pillar, deploy_slots={"shop": {"active": "blue"}})
+    ctx = files_of(states(render, "debian12", blue))["/etc/haproxy/haproxy.cfg"]["context"]
+    assert [s["port"] for s in ctx["apps"]["shop"]["servers"]] == [8001, 9001]
+
+
+def test_lb_refuses_when_no_backend_has_the_live_slot(render):
+    pillar = {
+        "cmdb": record(),
+        "cmdb_lb": lb_pillar([WEB02]),
+        "deploy_slots": {"shop": {"active": "green"}},
+    }
+    low = states(render, "debian12", pillar)
+    assert "/etc/haproxy/haproxy.cfg" not in files_of(low)
+    refusal = next(s for s in low.values() if s["fun"] == "test.fail_without_changes")
+    assert "fewer than lb:min_backends" in refusal["args"]["comment"]
 
 
 def test_web_vhosts_from_apps(render):
