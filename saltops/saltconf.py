@@ -19,12 +19,18 @@ from saltops.paths import tree_root
 REACTORS = [
     ("saltops/cmdb/changed", "reactor/cmdb_changed.sls"),
     ("saltops/cmdb/recovered", "reactor/cmdb_recovered.sls"),
+    # A firing alarm whose rule has `remediate:`: run the rule's allow-listed action.
+    ("saltops/alarm/*/firing", "reactor/alarm_remediate.sls"),
 ]
 
 # Engines the master runs: ``(engine name, its options)``.
 ENGINES = [
     # Announces the end of a CMDB database outage even when no pillar renders.
     ("saltops_cmdb_watch", {"interval": 10}),
+    # Beacon events and Alertmanager alerts -> alarms -> notifications.  It
+    # declines to start (and says why in the master log) until
+    # saltops:alarms:rules_file is set.
+    ("saltops_alarms", {}),
 ]
 
 # salt-api clients the runners and the CI hand-over use.
