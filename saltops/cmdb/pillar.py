@@ -43,12 +43,9 @@ def _live_slots(view):
     from saltops.cmdb import snapshot
     from saltops.deploy import slots
 
-    caches = list(snapshot._CACHES.values())
-    for cache in caches:
+    for cache in list(snapshot._CACHES.values()):
         if cache._snapshot is view.snapshot:
             return slots.for_snapshot_cache(cache)
-    if len(caches) == 1:
-        return slots.for_snapshot_cache(caches[0])
     return None
 
 
@@ -56,8 +53,9 @@ def build(minion_id, view, lb_serves, live_slots=None):
     """The pillar keys SaltOps adds for ``minion_id`` (``{"cmdb": ..., "cmdb_lb": ..., "deploy_slots": ...}``).
 
     ``live_slots`` is ``{env: {app: {"active": slot}}}``; by default it comes
-    from the :class:`~saltops.deploy.slots.LiveSlots` of the process's snapshot
-    cache (read again only when the CMDB version moved).
+    from the :class:`~saltops.deploy.slots.LiveSlots` of the snapshot cache
+    that made ``view`` (read again only when the CMDB version moved).  A view
+    made by hand (tests) without ``live_slots`` gets no ``deploy_slots`` key.
     """
     snap = view.snapshot
     record = snap.record(minion_id) if isinstance(minion_id, str) else None
@@ -85,8 +83,9 @@ def build(minion_id, view, lb_serves, live_slots=None):
             source.prefetch(snap.version, bool(view.stale))
         return out
     out["cmdb_lb"] = balancers
-    if live_slots is None:
-        live_slots = source.get(snap.version, bool(view.stale)) if source is not None else {}
-    env = record.get("env")
-    out["deploy_slots"] = {app: dict(slot) for app, slot in (live_slots.get(env) or {}).items()}
+    if live_slots is None and source is not None:
+        live_slots = source.get(snap.version, bool(view.stale))
+    if live_slots is not None:
+        env = record.get("env")
+        out["deploy_slots"] = {app: dict(slot) for app, slot in (live_slots.get(env) or {}).items()}
     return out

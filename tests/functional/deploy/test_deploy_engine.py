@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from saltops import config
-from saltops.cmdb import repo
+from saltops.cmdb import api, repo
 from saltops.cmdb.model import Rules
 from saltops.deploy import config as dconfig
-from saltops.deploy import engine, history, lock
+from saltops.deploy import engine, history, lock, slots
 from saltops.deploy.executor import normalise
 from saltops.deploy.schema import runs
 from saltops.errors import Conflict, NotFound
@@ -33,7 +33,7 @@ class CallerExecutor:
         self.down = set()
         self.calls = []
 
-    def call(self, fun, hostnames, args, settings_by_host, timeout):
+    def call(self, fun, hostnames, args, settings_by_host, timeout, kwargs=None):
         out = {}
         for name in hostnames:
             self.calls.append((fun, name))
@@ -41,13 +41,61 @@ class CallerExecutor:
                 out[name] = None
                 continue
             try:
-                out[name] = normalise(self.caller.cmd(fun, *args, settings=settings_by_host[name]))
+                out[name] = normalise(
+                    self.caller.cmd(fun, *args, settings=settings_by_host[name], **(kwargs or {}))
+                )
             except Exception as err:  # noqa: BLE001 - Salt returns errors as text, like a minion
                 out[name] = normalise(f"ERROR: {err}")
         return out
 
     def run_plain(self, hostnames, fun, args, timeout):
         return {name: self.caller.cmd(fun, *args) for name in hostnames}
+
+
+class Balancers:
+    """In place of ``cmdb.refresh version=N wait=True`` (the runner's balancer update).
+
+    The plan is the CMDB's own (``saltops.cmdb.api.refresh_plan``: which
+    balancers the flip's CMDB version names); the state run's result is chosen
+    by the test (``fail``).  Real balancers applying the real lb formula are in
+    tests/integration/deploy/test_deploy_blue_green.py.  Each call records the
+    plan and the live slots the balancers' pillar would read at that moment.
+    """
+
+    def __init__(self, store, conf):
+        self.store, self.conf = store, conf
+        self.calls = []
+        self.fail = set()
+        # Per call, in order: True (every balancer applies) or False (all fail); then ``fail``.
+        self.script = []
+
+    def __call__(self, cmdb_version):
+        plan = api.refresh_plan(self.store, self.conf, cmdb_version)
+        if self.script:
+            self.fail = set() if self.script.pop(0) else set(plan["apply"])
+        with self.store.connect() as conn:
+            live = slots.live(conn)
+        self.calls.append({"version": cmdb_version, "apply": plan["apply"], "live": live})
+        results = {}
+        for name in plan["apply"]:
+            ok = name not in self.fail
+            results[name] = {
+                "result": ok,
+                "retcode": 0 if ok else 2,
+                "states": 3,
+                "changed": ["lb-config-file-file-managed"] if ok else [],
+                "failed": {} if ok else {"lb-config-file-file-managed": "check_cmd execution failed"},
+                "errors": [],
+            }
+        return {
+            "version": cmdb_version,
+            "balancers": plan["balancers"],
+            "refreshed": sorted(plan["apply"]),
+            "applied": {name: ",".join(states) for name, states in plan["apply"].items()},
+            "apply_skipped": plan["skipped"],
+            "apply_test": False,
+            "apply_results": results,
+        }
 
 
 HOSTS = [
@@ -89,7 +137,8 @@ def env(workdir, artifacts, caller, request):
     other = dict(records[0], hostname="off.deploy.test", status="offline")
     staging = dict(records[0], hostname="stg.deploy.test", env="staging")
     noapp = dict(records[0], hostname="db.deploy.test", apps={"db": {}})
-    repo.write(store, "tester", records + [other, staging, noapp], rules=Rules.from_config(conf))
+    balancer = dict(records[0], hostname="lb.deploy.test", roles=["lb"], apps={})
+    repo.write(store, "tester", records + [other, staging, noapp, balancer], rules=Rules.from_config(conf))
 
     class Env:
         pass
@@ -98,6 +147,7 @@ def env(workdir, artifacts, caller, request):
     e.store, e.conf, e.records = store, conf, {r["hostname"]: r for r in records}
     e.dconf = dconfig.load({"deploy": {"batch_size": 2, "max_share": 0.5, "heartbeat_interval": 1}})
     e.executor = CallerExecutor(caller)
+    e.balancers = Balancers(store, conf)
     e.fired = []
     e.progress = []
 
@@ -115,6 +165,7 @@ def env(workdir, artifacts, caller, request):
             e.executor,
             lambda t, d: e.fired.append((t, d)),
             lambda p, d: e.progress.append((p, d)),
+            e.balancers,
         )
         return driver.execute()
 
@@ -307,29 +358,192 @@ def test_rollback_to_a_release_no_longer_on_disk(env):
         engine.rollback_request(env.store, "shop", "test", to="0.1")
 
 
-def test_blue_green(env):
+def _current(env, name):
+    """The release each link of the host's app folder points at."""
+    app_dir = os.path.join(env.records[name]["apps"]["shop"]["base"], "shop")
+    return os.path.realpath(os.path.join(app_dir, "current")).rsplit("/", 1)[-1]
+
+
+def _slot_port(env, name, slot):
+    return env.records[name]["apps"]["shop"]["slots"][slot]["port"]
+
+
+def test_blue_green_flips_the_balancers(env):
     first = env.deploy("1.0", strategy="blue_green")
     assert first["status"] == "succeeded", first
     assert first["slot"] == "blue"
+    # The flip is a CMDB change naming the balancers of the env; they saw the new slot.
+    (call,) = env.balancers.calls
+    assert call["apply"] == {"lb.deploy.test": ["lb"]}
+    assert call["live"] == {"test": {"shop": {"active": "blue"}}}
+    assert first["flip"]["ok"] and first["flip"]["applied"] == ["lb.deploy.test"]
     second = env.deploy("2.0", strategy="blue_green")
     assert second["status"] == "succeeded" and second["slot"] == "green"
+    assert env.balancers.calls[-1]["live"] == {"test": {"shop": {"active": "green"}}}
+    assert env.balancers.calls[-1]["version"] > call["version"]
     with env.store.connect() as conn:
         assert history.active_slots(conn, "test") == {
             "test": {"shop": {"active": "green", "version": "2.0", "blue": "1.0", "green": "2.0"}}
         }
-    for name, rec in env.records.items():
-        ports = rec["apps"]["shop"]["slots"]
-        assert env.serving(name, ports["blue"]["port"]) == (200, "ok 1.0")
-        assert env.serving(name, ports["green"]["port"]) == (200, "ok 2.0")
-    assert "flipped" in _phases(env, second["id"])
+    for name in env.records:
+        assert env.serving(name, _slot_port(env, name, "blue")) == (200, "ok 1.0")
+        assert env.serving(name, _slot_port(env, name, "green")) == (200, "ok 2.0")
+        assert _current(env, name) == "2.0"
+    phases = _phases(env, second["id"])
+    assert phases.index("flipped") < phases.index("balancers") < phases.index("succeeded")
 
+    calls = len(env.balancers.calls)
     broken = env.deploy("3.0", broken=True, strategy="blue_green")
     assert broken["status"] == "rolled_back"
     assert "traffic stays on slot green" in broken["error"]
+    # The idle slot failed its health check: no flip, the balancers were not touched.
+    assert len(env.balancers.calls) == calls
     with env.store.connect() as conn:
         assert history.get_slots(conn, "shop", "test")["active"] == "green"
-    for name, rec in env.records.items():
-        assert env.serving(name, rec["apps"]["shop"]["slots"]["green"]["port"]) == (200, "ok 2.0")
+    for name in env.records:
+        assert env.serving(name, _slot_port(env, name, "green")) == (200, "ok 2.0")
+
+
+def test_a_failed_balancer_update_flips_back(env):
+    assert env.deploy("1.0", strategy="blue_green")["status"] == "succeeded"
+    assert env.deploy("2.0", strategy="blue_green")["status"] == "succeeded"
+    # The balancer state fails on the flip, and works when flipping back.
+    env.balancers.script = [False, True]
+    calls = len(env.balancers.calls)
+    result = env.deploy("3.0", strategy="blue_green")
+    assert result["status"] == "rolled_back", result
+    assert "the balancers did not take slot blue" in result["error"]
+    assert "check_cmd execution failed" in result["error"]
+    # Flip, then flip back: the balancers were asked twice, the second time for green.
+    flip, back = env.balancers.calls[calls:]
+    assert flip["live"] == {"test": {"shop": {"active": "blue"}}}
+    assert back["live"] == {"test": {"shop": {"active": "green"}}}
+    assert result["flip"]["ok"] is False and result["flip_back"]["ok"] is True
+    with env.store.connect() as conn:
+        row = history.get_slots(conn, "shop", "test")
+    assert row["active"] == "green" and row["green_version"] == "2.0"
+    assert set(result["hosts_by_status"]) == {"rolled_back"}
+    for name in env.records:
+        # The hosts never followed: `current` and the live slot stay on 2.0.
+        assert _current(env, name) == "2.0"
+        assert env.serving(name, _slot_port(env, name, "green")) == (200, "ok 2.0")
+    assert "flipped" in _phases(env, result["id"])
+
+
+def test_a_failed_first_flip_leaves_no_slot(env):
+    # The balancers fail the flip, then take the flip back.
+    env.balancers.script = [False, True]
+    result = env.deploy("1.0", strategy="blue_green")
+    assert result["status"] == "rolled_back", result
+    assert result["flip"]["ok"] is False and result["flip_back"]["ok"] is True
+    assert [c["live"] for c in env.balancers.calls] == [{"test": {"shop": {"active": "blue"}}}, {}]
+    with env.store.connect() as conn:
+        # As before the deploy: no live slot, the balancers route to the app's usual port.
+        assert history.get_slots(conn, "shop", "test") is None
+    assert set(result["hosts_by_status"]) == {"rolled_back"}
+    # Both updates failing: the deploy says the rollback failed, and where.
+    env.balancers.script = [False, False]
+    worse = env.deploy("1.1", strategy="blue_green")
+    assert worse["status"] == "rollback_failed", worse
+    assert "rollback failed on lb.deploy.test" in worse["error"]
+    assert set(worse["hosts_by_status"]) == {"rollback_failed"}
+
+
+def test_blue_green_rollback_is_an_instant_flip(env):
+    assert env.deploy("1.0", strategy="blue_green")["status"] == "succeeded"
+    assert env.deploy("2.0", strategy="blue_green")["status"] == "succeeded"
+    target = engine.rollback_request(env.store, "shop", "test")
+    assert target["version"] == "1.0"
+    assert target["instant"] == {
+        "flip_only": True,
+        "slot": "blue",
+        "live_slot": "green",
+        "live_version": "2.0",
+    }
+    request = engine.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
+    env.executor.calls.clear()
+    deploy_id = engine.start(
+        env.store,
+        env.dconf,
+        request,
+        "alice",
+        {"strategy": "blue_green"},
+        kind="rollback",
+        rollback_of=target["from_deploy"],
+        plan_extra=target["instant"],
+    )
+    back = env.run(deploy_id)
+    assert back["status"] == "succeeded" and back["kind"] == "rollback" and back["slot"] == "blue", back
+    # Nothing downloaded or installed: a health check of the old slot, then the flip.
+    assert {fun for fun, _ in env.executor.calls} == {"saltops_release.health", "saltops_release.set_active"}
+    assert env.balancers.calls[-1]["live"] == {"test": {"shop": {"active": "blue"}}}
+    assert all(h["previous_version"] == "2.0" for h in back["hosts"].values())
+    with env.store.connect() as conn:
+        row = history.get_slots(conn, "shop", "test")
+    assert (row["active"], row["blue_version"], row["green_version"]) == ("blue", "1.0", "2.0")
+    for name in env.records:
+        assert _current(env, name) == "1.0"
+        assert env.serving(name, _slot_port(env, name, "green")) == (200, "ok 2.0")
+    # And forward again: the idle slot (green) holds 2.0.
+    again = engine.rollback_request(env.store, "shop", "test", to="2.0")
+    assert again["instant"]["slot"] == "green"
+
+
+def test_an_instant_rollback_to_a_dead_slot_flips_nothing(env):
+    assert env.deploy("1.0", strategy="blue_green")["status"] == "succeeded"
+    assert env.deploy("2.0", strategy="blue_green")["status"] == "succeeded"
+    victim = min(env.records)
+    app_dir = os.path.join(env.records[victim]["apps"]["shop"]["base"], "shop")
+    with open(os.path.join(app_dir, "app-blue.pid")) as fh:
+        os.kill(int(fh.read()), 15)
+    target = engine.rollback_request(env.store, "shop", "test")
+    request = engine.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
+    calls = len(env.balancers.calls)
+    deploy_id = engine.start(
+        env.store,
+        env.dconf,
+        request,
+        "alice",
+        {"strategy": "blue_green"},
+        kind="rollback",
+        plan_extra=target["instant"],
+    )
+    result = env.run(deploy_id)
+    assert result["status"] == "failed"
+    assert f"slot blue is not healthy with 1.0 on 1 host(s), first: {victim}" in result["error"]
+    assert "traffic stays on slot green" in result["error"] and "instant=False" in result["error"]
+    assert len(env.balancers.calls) == calls
+    with env.store.connect() as conn:
+        assert history.get_slots(conn, "shop", "test")["active"] == "green"
+
+
+def test_a_rolling_deploy_after_blue_green_goes_into_the_live_slot(env):
+    assert env.deploy("1.0", strategy="blue_green")["status"] == "succeeded"
+    calls = len(env.balancers.calls)
+    rolling = env.deploy("2.0")
+    assert rolling["status"] == "succeeded", rolling
+    assert rolling["slot"] == "blue"
+    # Same live slot, so nothing to flip: the balancers were not asked.
+    assert len(env.balancers.calls) == calls
+    for name in env.records:
+        assert env.serving(name, _slot_port(env, name, "blue")) == (200, "ok 2.0")
+        assert _current(env, name) == "2.0"
+    with env.store.connect() as conn:
+        row = history.get_slots(conn, "shop", "test")
+    assert (row["active"], row["blue_version"], row["deploy_id"]) == ("blue", "2.0", rolling["id"])
+    # A failing canary in the live slot is rolled back inside that slot.
+    broken = env.deploy("3.0", broken=True, strategy="canary")
+    assert broken["status"] == "rolled_back", broken
+    for name in env.records:
+        assert env.serving(name, _slot_port(env, name, "blue")) == (200, "ok 2.0")
+    with env.store.connect() as conn:
+        assert history.get_slots(conn, "shop", "test")["blue_version"] == "2.0"
+    # The next blue/green deploy installs into green and flips.
+    third = env.deploy("4.0", strategy="blue_green")
+    assert third["status"] == "succeeded" and third["slot"] == "green"
+    for name in env.records:
+        assert env.serving(name, _slot_port(env, name, "blue")) == (200, "ok 2.0")
+        assert env.serving(name, _slot_port(env, name, "green")) == (200, "ok 4.0")
 
 
 def test_preview_changes_nothing(env):

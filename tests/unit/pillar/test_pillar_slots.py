@@ -1,0 +1,76 @@
+"""``deploy_slots`` on balancers: the live blue/green slots, read once per CMDB change per worker."""
+
+import pytest
+import sqlalchemy as sa
+
+from saltops import config
+from saltops.cmdb import snapshot
+from saltops.cmdb.pillar import build
+from saltops.deploy import slots
+from tests.support.pillar_hosts import LB_SERVES, host, write
+
+
+@pytest.fixture
+def live_cache(store, sqlite_url, tmp_path):
+    conf = config.load({"saltops": {"db_url": sqlite_url}, "cachedir": str(tmp_path / "cache")})
+    cache = snapshot.cache_for(conf)
+    yield cache
+    snapshot.forget_caches()
+
+
+def _flip(store, app, env, slot):
+    with store.begin() as conn:
+        return slots.record(conn, app, env, slot, {slot: "1.0"} if slot else {}, 1, "tests")
+
+
+def test_balancers_get_the_live_slots_of_their_env(store, live_cache):
+    write(
+        store,
+        host("web01.example.com"),
+        host("web09.example.com", env="staging"),
+        host("lb01.example.com", roles=["base", "lb"]),
+        host("lb09.example.com", roles=["base", "lb"], env="staging"),
+    )
+    lb = build("lb01.example.com", live_cache.current(), LB_SERVES)
+    assert lb["deploy_slots"] == {}
+    version = _flip(store, "shop", "prod", "green")
+    _flip(store, "shop", "staging", "blue")
+    view = live_cache.current()
+    assert view.snapshot.version == version + 1
+    assert build("lb01.example.com", view, LB_SERVES)["deploy_slots"] == {"shop": {"active": "green"}}
+    assert build("lb09.example.com", view, LB_SERVES)["deploy_slots"] == {"shop": {"active": "blue"}}
+    # Not on other hosts: only balancers route traffic.
+    assert "deploy_slots" not in build("web01.example.com", view, LB_SERVES)
+
+
+def test_the_slots_cost_no_query_per_render(store, live_cache, sqlite_url):
+    write(store, host("web01.example.com"), host("lb01.example.com", roles=["base", "lb"]))
+    _flip(store, "shop", "prod", "blue")
+    source = slots.for_snapshot_cache(live_cache)
+    for _ in range(5):
+        assert build("lb01.example.com", live_cache.current(), LB_SERVES)["deploy_slots"] == {
+            "shop": {"active": "blue"}
+        }
+        build("web01.example.com", live_cache.current(), LB_SERVES)
+    assert source.reads == 1
+    _flip(store, "shop", "prod", "green")
+    for _ in range(3):
+        assert build("lb01.example.com", live_cache.current(), LB_SERVES)["deploy_slots"] == {
+            "shop": {"active": "green"}
+        }
+    assert source.reads == 2
+
+
+def test_a_balancer_first_rendered_during_an_outage_keeps_the_slots(store, live_cache, sqlite_url):
+    write(store, host("web01.example.com"), host("lb01.example.com", roles=["base", "lb"]))
+    _flip(store, "shop", "prod", "green")
+    # A web host's render reads the slots too (once per change), so this worker has them...
+    build("web01.example.com", live_cache.current(), LB_SERVES)
+    # ...when the database goes away before any balancer render.
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE saltops_meta RENAME TO saltops_meta_gone"))
+    engine.dispose()
+    view = live_cache.current()
+    assert view.stale is True
+    assert build("lb01.example.com", view, LB_SERVES)["deploy_slots"] == {"shop": {"active": "green"}}
