@@ -66,6 +66,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from saltops.store.engine import Store
 from tests.support import mysql as mysql_support
 from tests.support import saltenv
 from tests.support.api import SaltApiClient
@@ -126,6 +127,31 @@ def make_mysql_database():
     yield make
     for database in made:
         database.drop()
+
+
+@pytest.fixture(scope="session")
+def backend_stores(tmp_path_factory, make_mysql_database):
+    """``get(kind, name)`` -> a migrated Store on ``sqlite`` or ``mysql``, one per (kind, name) per session.
+
+    Unit tests share them and empty the tables they use between tests: creating
+    and migrating a database per test would cost more than the tests themselves.
+    """
+    made = {}
+
+    def get(kind, name):
+        if (kind, name) not in made:
+            if kind == "sqlite":
+                url = f"sqlite:///{tmp_path_factory.mktemp(name)}/saltops.db"
+            else:
+                url = make_mysql_database(f"saltops_{name}").url
+            store = Store(url)
+            store.migrate()
+            made[kind, name] = store
+        return made[kind, name]
+
+    yield get
+    for store in made.values():
+        store.dispose()
 
 
 @pytest.fixture
