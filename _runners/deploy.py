@@ -58,11 +58,13 @@ class _Refused(Exception):
 
 def _refusal(message, problems=None):
     __context__["retcode"] = 1
-    return {"result": False, "error": message, "problems": list(problems or []), "retcode": 1}
+    return {"result": False, "error": message, "problems": list(problems or [message]), "retcode": 1}
 
 
 def _refuses(func):
     """Return a refusal (exit status 1) instead of raising, for bad input and SaltOps errors."""
+
+    import inspect
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -86,6 +88,14 @@ def _refuses(func):
         except (SaltInvocationError, CommandExecutionError) as err:
             return _refusal(str(err), [str(err)])
 
+    # Salt checks keyword arguments against the signature before the call and
+    # reports unknown ones as "Passed invalid arguments" (exit status 0): show
+    # it a **kwargs so that the unknown ones reach the check above.
+    signature = inspect.signature(func)
+    extra = inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
+    # Salt's argspec follows __wrapped__ past __signature__.
+    del wrapper.__wrapped__
     return wrapper
 
 
@@ -93,7 +103,7 @@ def _refuses(func):
 def _params(func):
     import inspect
 
-    return tuple(inspect.signature(func).parameters)
+    return tuple(inspect.signature(func, follow_wrapped=False).parameters)
 
 
 def _conf():

@@ -25,9 +25,6 @@ haproxy is stopped and /etc/haproxy/haproxy.cfg is put back as it was.
 """
 
 import json
-import os
-import shutil
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +34,8 @@ import pytest
 import yaml
 
 from saltops.lab.seed import seed
-from tests.support import saltenv
+from tests.support import haproxy, saltenv
+from tests.support.haproxy import HAPROXY_CFG, wait_for  # noqa: F401 - the tests import them from here
 
 DOMAIN = "hecd.saltops"
 LB = f"lb01.{DOMAIN}"
@@ -49,8 +47,6 @@ BACKEND_PORT = 18580
 STATS = f"{LB_IP}:18504"
 SERVER_NAME = "shop.hecd"
 SHOP = {"port": 18000, "health_url": "/healthz", "server_name": SERVER_NAME}
-HAPROXY_CFG = Path("/etc/haproxy/haproxy.cfg")
-HAPROXY_PID = Path("/run/haproxy.pid")
 
 _COMMON = {"platform": "Debian-12", "machine_type": "container", "idc": "lab", "env": "test"}
 
@@ -100,20 +96,6 @@ LB_PILLAR = {
 }
 
 
-def _haproxy_pids():
-    """Pids of the live haproxy processes (zombies waiting to be reaped do not count)."""
-    pids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, _, rest = text.partition(") ")
-        if name.endswith("(haproxy") and not rest.startswith("Z"):
-            pids.add(int(stat.parent.name))
-    return pids
-
-
 class _Backend(BaseHTTPRequestHandler):
     server_version = "hecd-backend"
 
@@ -157,24 +139,8 @@ def backends():
 @pytest.fixture(scope="module")
 def haproxy_config_kept():
     """Skip when a haproxy of someone else runs; put /etc/haproxy/haproxy.cfg back at the end."""
-    running = _haproxy_pids()
-    if running:
-        pytest.skip(f"a haproxy already runs on this machine (pids {sorted(running)}): not taking it over")
-    before = HAPROXY_CFG.read_bytes() if HAPROXY_CFG.exists() else None
-    yield before
-    # No haproxy ran before: every haproxy now is the one the lb state started.
-    ours = _haproxy_pids()
-    if HAPROXY_PID.exists():
-        subprocess.run(["/etc/init.d/haproxy", "stop"], capture_output=True, check=False, timeout=60)
-    for pid in sorted(_haproxy_pids() & ours):
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
-    if before is None:
-        HAPROXY_CFG.unlink(missing_ok=True)
-    else:
-        HAPROXY_CFG.write_bytes(before)
+    with haproxy.kept_config() as before:
+        yield before
 
 
 @pytest.fixture(scope="module")
@@ -203,25 +169,11 @@ def hecd_master(saltops_master_factory, hecd_db_url, haproxy_config_kept):
 
 @pytest.fixture(scope="module")
 def lb_minion(hecd_master):
-    extra = {}
-    if not Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
-        # systemctl without systemd as PID 1: Salt's systemd module would run
-        # "offline" and never start haproxy; use the init script instead.
-        extra["disable_modules"] = ["systemd_service"]
-    factory = hecd_master.salt_minion_daemon(LB, overrides=saltenv.minion_overrides(extra))
+    factory = hecd_master.salt_minion_daemon(
+        LB, overrides=saltenv.minion_overrides(haproxy.lb_minion_overrides())
+    )
     with factory.started(start_timeout=120):
         yield factory
-
-
-def wait_for(check, timeout=60, step=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(step)
-    return last
 
 
 @pytest.fixture(scope="module")
@@ -231,11 +183,7 @@ def hecd(hecd_master, lb_minion, backends):
     assert wait_for(lambda: cli.run("test.ping", minion_tgt=LB).data is True, timeout=60), (
         "lb01 does not answer"
     )
-    if not Path("/usr/sbin/haproxy").exists():
-        update = subprocess.run(
-            ["apt-get", "update", "-qq"], capture_output=True, text=True, timeout=600, check=False
-        )
-        assert update.returncode == 0, update.stderr
+    haproxy.apt_ready()
     started = time.monotonic()
     first = cli.run("state.apply", "lb", minion_tgt=LB)
     assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
