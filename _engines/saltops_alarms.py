@@ -45,6 +45,7 @@ def __virtual__():
 
 def start(**kwargs):
     """Run the alarm service until the master stops the engine."""
+    from saltops.alarms.bus import BusReader
     from saltops.alarms.ingest import AcceptedKeys
     from saltops.alarms.service import AlarmService
     from saltops.store import get_store
@@ -55,12 +56,13 @@ def start(**kwargs):
     accepted = None
     if conf.get("alarms", {}).get("require_accepted_key", True):
         accepted = AcceptedKeys(opts.get("pki_dir") or "/etc/salt/pki/master")
-    bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
     firer = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False)
     service = AlarmService(conf, store, accepted=accepted, fire=firer.fire_event)
     service.start()
+    reader = BusReader(opts, service.submit_event, service.submit_garbage, service.stopping).start()
     try:
-        service.run(lambda: bus.get_event(wait=0.5, full=True, auto_reconnect=True))
+        service.run()
     finally:
         service.stop()
+        reader.join(5)
         log.info("saltops_alarms engine stopped")

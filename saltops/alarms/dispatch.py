@@ -8,6 +8,7 @@ storm raises, a group sends at most one notification per ``group_interval``.
 """
 
 import hashlib
+import heapq
 
 from saltops.alarms.matchers import matches_all
 from saltops.alarms.model import FIRING, RESOLVED
@@ -124,15 +125,28 @@ class Dispatcher:
 
     def _payload(self, group, receiver, alerts, known=frozenset()):
         # What is news comes first (new firing, then resolved, then still firing), so that
-        # a message cut to max_alerts in a storm still lists what changed.
-        def order(a):
-            rank = 1 if a.state == RESOLVED else (0 if a.fingerprint not in known else 2)
-            return (rank, a.labels.get("host", ""), a.fingerprint)
-
-        alerts = sorted(alerts, key=order)
+        # a message cut to max_alerts in a storm still lists what changed.  Each part is in
+        # (host, fingerprint) order, and only what the message shows is sorted: in a storm
+        # the group holds thousands of alerts and a message lists max_alerts of them.
         limit = getattr(self.ruleset.receivers.get(receiver), "max_alerts", MAX_ALERTS_PER_MESSAGE)
-        shown = alerts[:limit] if limit else alerts
-        firing = any(a.state == FIRING for a in alerts)
+        news, resolved, known_firing = [], [], []
+        for a in alerts:
+            if a.state == RESOLVED:
+                resolved.append(a)
+            elif a.fingerprint not in known:
+                news.append(a)
+            else:
+                known_firing.append(a)
+        shown = []
+        for part in (news, resolved, known_firing):
+            room = limit - len(shown) if limit else len(part)
+            if limit and room <= 0:
+                break
+            if room < len(part):
+                shown.extend(heapq.nsmallest(room, part, key=_order))
+            else:
+                shown.extend(sorted(part, key=_order))
+        firing = len(alerts) - len(resolved)
         return {
             "version": "4",
             "groupKey": group.key,
@@ -144,6 +158,9 @@ class Dispatcher:
             "commonAnnotations": _common([a.annotations for a in alerts]),
             "externalURL": self.external_url,
             "alerts": [a.webhook(self.external_url) for a in shown],
-            "counts": {"firing": sum(1 for a in alerts if a.state == FIRING),
-                       "resolved": sum(1 for a in alerts if a.state == RESOLVED)},
+            "counts": {"firing": firing, "resolved": len(resolved)},
         }
+
+
+def _order(alert):
+    return (alert.labels.get("host", ""), alert.fingerprint)

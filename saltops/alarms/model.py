@@ -1,6 +1,7 @@
 """The alert: a label set with a state, and how it is shown to receivers."""
 
 import datetime
+import functools
 import string
 
 PENDING = "pending"
@@ -77,7 +78,13 @@ class Alert:
         }
 
 
+@functools.lru_cache(maxsize=65536)
 def iso(ts):
+    """Epoch seconds -> RFC 3339 with milliseconds, as Alertmanager writes it.
+
+    Cached: a storm lists the same alerts (the same start times) in every
+    group flush, and formatting a datetime is the costliest part of that.
+    """
     if ts is None:
         return "0001-01-01T00:00:00Z"
     moment = datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)

@@ -37,33 +37,77 @@ def upsert(conn, table, rows, keys, update_cols):
     conn.execute(stmt, rows)
 
 
+class Pending:
+    """A batch ready to be written: rows taken from the pipeline, safe to write from another thread.
+
+    The alert rows are copied out of the live :class:`Alert` objects when the
+    batch is taken, because the pipeline keeps changing those objects while a
+    writer thread commits.  Two pendings merge into one (:meth:`merge`) in
+    their order: history, notifications and events are appended, and for
+    alerts, hosts and notification-log entries the newer value wins, so a
+    write that failed, or a writer that fell behind, commits everything in one
+    transaction without reordering anything.
+    """
+
+    __slots__ = ("ended_acks", "events", "history", "hosts", "nflog", "notifications", "now", "rows")
+
+    def __init__(self, batch, now, events=()):
+        self.rows = {fp: alert.to_row() for fp, alert in batch.alerts.items()}
+        self.history = list(batch.history)
+        self.hosts = dict(batch.hosts)
+        self.nflog = dict(batch.nflog)
+        self.notifications = list(batch.notifications)
+        self.ended_acks = set(batch.ended_acks)
+        self.events = list(events)
+        self.now = now
+
+    def merge(self, newer):
+        """Add a later pending to this one (this one is changed and returned)."""
+        self.rows.update(newer.rows)
+        self.history.extend(newer.history)
+        self.hosts.update(newer.hosts)
+        self.nflog.update(newer.nflog)
+        self.notifications.extend(newer.notifications)
+        self.ended_acks |= newer.ended_acks
+        self.events.extend(newer.events)
+        self.now = max(self.now, newer.now)
+        return self
+
+    def __len__(self):
+        return len(self.rows) + len(self.history) + len(self.hosts) + len(self.notifications)
+
+
 def write(store, batch, now, events=()):
-    """Commit a batch; return ``[(outbox_id, channel, payload)]`` to deliver.
+    """Commit a pipeline batch; return ``[(outbox_id, channel, payload)]`` to deliver.
 
     ``events`` (``[(tag, data)]``) go to the core event outbox in the same
     transaction, to be fired on the master bus after the commit.
     """
+    return write_pending(store, Pending(batch, now, events))
+
+
+def write_pending(store, pending):
+    """Commit a :class:`Pending` in one transaction; return what to deliver."""
+    now = pending.now
     queued = []
     with store.begin() as conn:
-        for tag, data in events:
+        for tag, data in pending.events:
             event_outbox_enqueue(conn, tag, data)
-        rows = []
-        for alert in batch.alerts.values():
-            row = alert.to_row()
+        rows = list(pending.rows.values())
+        for row in rows:
             row["updated_at"] = now
-            rows.append(row)
         upsert(conn, alarms, rows, ("fingerprint",), _ALARM_COLS)
-        if batch.history:
-            conn.execute(history.insert(), batch.history)
-        upsert(conn, hosts_seen, [{"hostname": h, "last_seen": ts} for h, ts in batch.hosts.items()],
+        if pending.history:
+            conn.execute(history.insert(), pending.history)
+        upsert(conn, hosts_seen, [{"hostname": h, "last_seen": ts} for h, ts in pending.hosts.items()],
                ("hostname",), ("last_seen",))
         upsert(conn, nflog, [
             {"group_id": gid, "receiver": rcv, "group_key": e.group_key, "firing": sorted(e.firing),
              "resolved": sorted(e.resolved), "ts": e.ts}
-            for (gid, rcv), e in batch.nflog.items()
+            for (gid, rcv), e in pending.nflog.items()
         ], ("group_id", "receiver"), ("group_key", "firing", "resolved", "ts"))
-        silence_mod.end_acks(conn, batch.ended_acks, now)
-        for note in batch.notifications:
+        silence_mod.end_acks(conn, pending.ended_acks, now)
+        for note in pending.notifications:
             for channel in note.channels:
                 oid = outbox.enqueue(conn, channel, note.receiver, note.group_id, note.payload, now)
                 queued.append((oid, channel, note.payload))

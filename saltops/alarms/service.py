@@ -1,16 +1,25 @@
 """The alarm service: the long-running loop behind the Salt engine.
 
-One thread reads the master event bus into a queue (``reader``); the main
-loop drains it through the pipeline and, every ``tick``, evaluates time,
-flushes due groups and writes the batch behind in one transaction, then hands
-the committed notifications to the delivery workers.  Nothing per event
-touches the database, so ingestion keeps up with thousands of events a
-second; state is never more than one tick behind on disk.
+Three threads carry an event to a notification:
+
+* a reader (:class:`saltops.alarms.bus.BusReader`, or :meth:`AlarmService.reader`
+  over any ``get_event`` callable) appends bus events to a queue;
+* the main loop wakes every ``tick``, runs what was queued through the
+  pipeline (validate, evaluate), evaluates time, flushes due groups and hands
+  the tick's batch to the writer;
+* the writer (:class:`saltops.alarms.writer.WriteBehind`) commits the batch in
+  one transaction and only then gives the new notifications to the delivery
+  workers.
+
+Nothing per event touches the database and the loop never waits for a
+commit, so ingestion keeps up with thousands of events a second; state is
+one tick behind on disk (more only while the database is slow or down, when
+ticks are merged into one write).
 """
 
+import collections
 import logging
 import os
-import queue
 import threading
 import time
 
@@ -24,6 +33,7 @@ from saltops.alarms.ingest import AcceptedKeys, Ingest
 from saltops.alarms.labels import CmdbLabels
 from saltops.alarms.model import FIRING, RESOLVED
 from saltops.alarms.pipeline import Pipeline
+from saltops.alarms.writer import WriteBehind
 from saltops.notify import registry
 from saltops.notify.worker import Deliverer, RetryPolicy
 from saltops.store.schema import event_outbox
@@ -79,14 +89,16 @@ class AlarmService:
                                    RetryPolicy(retry["max_attempts"], retry["backoff"], retry["max_backoff"]),
                                    workers=self.notify_conf["workers"], on_result=self.figures.delivered,
                                    clock=clock)
-        self.queue = queue.SimpleQueue()
+        # deque: append (reader thread) and popleft (loop) are atomic, and cheaper than a Queue.
+        self.queue = collections.deque()
+        self.writer = WriteBehind(store, on_committed=self._committed, on_error=self._write_failed,
+                                  retry_delay=min(1.0, self.alarms_conf["tick"] * 5))
         self.stopping = threading.Event()
         self.endpoint = None
         self._silence_marker = None
         self._last_silence_check = 0.0
         self._last_prune = 0.0
         self._events_pending = False
-        self.received = 0
         self.last_batch_at = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -98,6 +110,7 @@ class AlarmService:
             alerts, hosts, entries = persist.load(conn)
         self.pipeline.restore(alerts, hosts, entries, now)
         self.reload_silences(force=True)
+        self.writer.start()
         self.deliverer.start()
         self.deliverer.poll_once()
         if self.alarms_conf["listen_port"]:
@@ -111,9 +124,12 @@ class AlarmService:
     def stop(self):
         self.stopping.set()
         try:
+            self.drain(budget=5.0)
             self.step(self.clock())
         except Exception as err:
-            log.warning("last write-behind failed: %s", err)
+            log.warning("last tick failed: %s", err)
+        if not self.writer.stop():
+            log.warning("alarm state of the last tick(s) not written before stopping")
         try:
             self._fire_events()
         except Exception as err:
@@ -124,10 +140,14 @@ class AlarmService:
 
     # -- input ------------------------------------------------------------------------------
     def submit_event(self, tag, data):
-        self.queue.put((tag, data))
+        self.queue.append((tag, data))
 
     def submit_alertmanager(self, alerts):
-        self.queue.put((None, alerts))
+        self.queue.append((None, alerts))
+
+    def submit_garbage(self, error=None):
+        """A bus frame that could not even be decoded: counted as ``garbage``."""
+        self.queue.append((None, None, error))
 
     def reader(self, get_event):
         """Pump ``get_event()`` (returns {'tag', 'data'} or None) into the queue until stopped."""
@@ -141,30 +161,33 @@ class AlarmService:
             if item is None:
                 continue
             if isinstance(item, dict):
-                self.queue.put((item.get("tag"), item.get("data")))
+                self.queue.append((item.get("tag"), item.get("data")))
             else:
-                self.queue.put((None, None, item))
+                self.queue.append((None, None, item))
 
     # -- the loop ---------------------------------------------------------------------------
-    def drain(self, deadline):
-        """Feed queued events to the pipeline until the queue is empty or ``deadline`` passes."""
+    def drain(self, budget=None):
+        """Feed queued events to the pipeline until the queue is empty (or ``budget`` seconds passed)."""
         pipeline = self.pipeline
+        popleft = self.queue.popleft
+        event = pipeline.event
+        budget = self.alarms_conf["tick"] if budget is None else budget
+        deadline = time.monotonic() + budget
         got = 0
         while True:
-            timeout = deadline - time.monotonic()
             try:
-                item = self.queue.get(timeout=max(0.0, timeout)) if got == 0 and timeout > 0 else \
-                    self.queue.get_nowait()
-            except queue.Empty:
+                item = popleft()
+            except IndexError:
                 return got
             got += 1
             if len(item) == 2 and item[0] is None:
                 self._external(item[1])
             elif len(item) == 2:
-                pipeline.event(item[0], item[1])
+                event(item[0], item[1])
             else:
                 pipeline.counters.reject("garbage")
-            if got >= 20000 or time.monotonic() >= deadline:
+            # A backlog is worked off across ticks, so that groups still flush on time.
+            if not got & 255 and time.monotonic() >= deadline:
                 return got
 
     def _external(self, alerts):
@@ -174,7 +197,13 @@ class AlarmService:
         self.pipeline.counters.accepted += len(alerts)
 
     def run(self, get_event=None):
-        """Run until :attr:`stopping` is set; ``get_event`` starts a reader thread."""
+        """Run until :attr:`stopping` is set; ``get_event`` starts a reader thread.
+
+        The loop sleeps until the next tick and then works off everything
+        queued: events are only turned into notifications at a tick anyway, and
+        waking once per tick instead of once per event leaves the reader (and
+        the rest of the master) the CPU.
+        """
         if get_event is not None:
             threading.Thread(target=self.reader, args=(get_event,), name="saltops-alarms-reader",
                              daemon=True).start()
@@ -182,19 +211,17 @@ class AlarmService:
             self._events_pending = True  # events committed by a previous run
             threading.Thread(target=self._fire_loop, name="saltops-alarms-fire", daemon=True).start()
         tick = self.alarms_conf["tick"]
-        next_tick = time.monotonic()
-        while not self.stopping.is_set():
-            self.drain(next_tick)
-            if time.monotonic() >= next_tick:
-                try:
-                    self.step(self.clock())
-                except Exception as err:  # keep running; the batch was requeued
-                    log.warning("alarm step failed: %s", err)
-                    time.sleep(min(1.0, tick * 5))
-                next_tick = time.monotonic() + tick
+        next_tick = time.monotonic() + tick
+        while not self.stopping.wait(max(0.0, next_tick - time.monotonic())):
+            next_tick = time.monotonic() + tick
+            try:
+                self.drain()
+                self.step(self.clock())
+            except Exception:  # keep running: one bad tick must not stop the alarms
+                log.exception("alarm tick failed")
 
     def step(self, now):
-        """One tick: housekeeping, evaluate, flush, write behind, deliver."""
+        """One tick: housekeeping, evaluate, flush, and hand the batch to the writer."""
         self.reload_silences()
         self.maybe_reload_rules()
         if hasattr(self.labels, "maybe_refresh"):
@@ -202,23 +229,26 @@ class AlarmService:
         batch = self.pipeline.tick(now)
         if not batch:
             return None
-        events = self._alarm_events(batch)
-        try:
-            queued = persist.write(self.store, batch, now, events=events)
-        except Exception:
-            self.figures.db_errors.inc()
-            self.pipeline.requeue(batch)
-            raise
-        self.last_batch_at = now
-        if events:
+        self.writer.submit(persist.Pending(batch, now, self._alarm_events(batch)))
+        return batch
+
+    def _committed(self, queued, pending):
+        """In the writer thread, after a commit: deliver, announce, prune."""
+        self.last_batch_at = pending.now
+        if pending.events:
             self._events_pending = True
         if queued:
             self.deliverer.submit(queued)
-        if now - self._last_prune > 3600:
-            self._last_prune = now
-            with self.store.begin() as conn:
-                persist.prune(conn, now, self.alarms_conf["keep_days"])
-        return batch
+        if pending.now - self._last_prune > 3600:
+            self._last_prune = pending.now
+            try:
+                with self.store.begin() as conn:
+                    persist.prune(conn, pending.now, self.alarms_conf["keep_days"])
+            except Exception as err:
+                log.warning("alarm history not pruned: %s", err)
+
+    def _write_failed(self, _err):
+        self.figures.db_errors.inc()
 
     def _alarm_events(self, batch):
         """Reactor events for the rules that ask for them (``fire_event``, implied by ``remediate``).
@@ -356,7 +386,7 @@ class AlarmService:
             active.add_metric([state, sev], count)
         yield active
         yield GaugeMetricFamily("saltops_alarm_groups", "Aggregation groups", value=len(self.pipeline.dispatcher.groups))
-        yield GaugeMetricFamily("saltops_alarm_queue", "Events waiting in the engine queue", value=self.queue.qsize())
+        yield GaugeMetricFamily("saltops_alarm_queue", "Events waiting in the engine queue", value=len(self.queue))
         yield GaugeMetricFamily("saltops_notifications_in_flight", "Notifications being delivered",
                                 value=self.deliverer.pending())
         try:
