@@ -40,6 +40,15 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _ARTIFACT = re.compile(r"^(https?://|salt://)\S+$")
 _OTHER_SLOT = slots.OTHER
+# Host statuses that count as failed for max_failures.
+_BAD = (
+    machine.H_FAILED,
+    machine.H_UNREACHABLE,
+    machine.H_SKIPPED,
+    machine.H_ROLLED_BACK,
+    machine.H_ROLLBACK_FAILED,
+    machine.H_NO_PREVIOUS,
+)
 
 
 def validate_request(app, env, version, artifact, sha256, envs=None):
@@ -214,21 +223,29 @@ class Driver:
             except Exception as err:  # noqa: BLE001 - progress is best effort
                 log.debug("deploy %s: progress callback failed: %s", self.id, err)
 
-    def _status(self, new, event_data=None, **values):
+    def _status(self, new, event_data=None, hosts=None, **values):
+        """Move to ``new`` (with ``hosts`` updates in the same transaction), then fire its events."""
         with self.store.begin() as conn:
-            self.run = history.set_status(conn, self.id, new, event_data=event_data, **values)
-            if new in machine.TERMINAL:
-                lock.release(conn, self.app, self.run["env"], self.id)
+            self._status_in(conn, new, event_data, hosts, **values)
         self._flush()
         self._progress(new, **(event_data or {}))
+
+    def _status_in(self, conn, new, event_data=None, hosts=None, **values):
+        if hosts:
+            history.set_hosts(conn, self.id, hosts)
+        self.run = history.set_status(conn, self.id, new, event_data=event_data, **values)
+        if new in machine.TERMINAL:
+            lock.release(conn, self.app, self.run["env"], self.id)
 
     def _hosts(self, statuses=None, batch=None):
         with self.store.connect() as conn:
             return history.host_rows(conn, self.id, statuses, batch)
 
-    def _abort_requested(self):
-        with self.store.connect() as conn:
-            run = history.get_run(conn, self.id)
+    def _abort_requested(self, conn=None):
+        if conn is None:
+            with self.store.connect() as own:
+                return self._abort_requested(own)
+        run = history.get_run(conn, self.id)
         if run["owner"] != lock.me():
             raise Conflict(f"deploy {self.id} was taken over by {run['owner']}; stopping here")
         return bool(run["abort_requested"])
@@ -242,6 +259,22 @@ class Driver:
         return self.executor.call(
             f"{MODULE}.{fun}", sorted(settings), list(args), settings, self.opts["job_timeout"]
         )
+
+    def _begin_call(self, fun, rows, args, kwargs=None):
+        """Publish ``fun`` now and return a function that gathers the returns.
+
+        The database writes of a step then happen while the minions work.  An
+        executor without ``publish``/``gather`` is called at once.
+        """
+        if not rows:
+            return dict
+        publish = getattr(self.executor, "publish", None)
+        if publish is None:
+            rets = self._call(fun, rows, args, kwargs)
+            return lambda: rets
+        settings = {r["hostname"]: r["settings"] for r in rows}
+        handle = publish(f"{MODULE}.{fun}", sorted(settings), list(args), settings, kwargs)
+        return lambda: self.executor.gather(handle, self.opts["job_timeout"])
 
     def _slot_kwargs(self):
         """Rolling and canary deploys of an app with a live blue/green slot go into that slot."""
@@ -278,21 +311,26 @@ class Driver:
             return history.describe(conn, self.id)
 
     def _stage(self):
-        if self.run["status"] == machine.PENDING:
-            self._status(machine.STAGING, {"hosts": self.run["plan"]["total"]})
         rows = self._hosts([machine.H_PENDING, machine.H_UNREACHABLE])
         plan = self.run["plan"]
         if plan.get("flip_only"):
             # Instant blue/green rollback: nothing to download; check that the
             # idle slot still answers healthy with the release it holds.
             self._progress("checking_slot", slot=plan["slot"], hosts=len(rows))
-            rets = self._call("health", rows, [self.app], {"version": self.version, "slot": plan["slot"]})
-            rets = {h: (dict(r, current=plan.get("live_version")) if r else r) for h, r in rets.items()}
+            gather = self._begin_call(
+                "health", rows, [self.app], {"version": self.version, "slot": plan["slot"]}
+            )
         else:
             self._progress("staging", hosts=len(rows))
-            rets = self._call(
+            gather = self._begin_call(
                 "stage", rows, [self.app, self.version, self.run["artifact"], self.run["sha256"]]
             )
+        if self.run["status"] == machine.PENDING:
+            # Recorded while the minions download.
+            self._status(machine.STAGING, {"hosts": self.run["plan"]["total"]})
+        rets = gather()
+        if plan.get("flip_only"):
+            rets = {h: (dict(r, current=plan.get("live_version")) if r else r) for h, r in rets.items()}
         updates, bad_sum, failed = {}, [], []
         for row in rows:
             ret = rets.get(row["hostname"])
@@ -318,58 +356,44 @@ class Driver:
                 failed.append(row["hostname"])
                 if "checksum mismatch" in (ret.get("comment") or ""):
                     bad_sum.append(row["hostname"])
-        with self.store.begin() as conn:
-            history.set_hosts(conn, self.id, updates)
-        if self._abort_requested():
-            self._status(machine.ABORTED, error="aborted during pre-stage; nothing was switched")
-            return False
+        first = updates[failed[0]]["error"] if failed else None
+        new, data, values = machine.SWITCHING, {"staged": len(rows) - len(failed), "skipped": failed}, {}
         if bad_sum:
             sample = updates[bad_sum[0]]["error"]
-            self._status(
-                machine.FAILED,
-                {"hosts": bad_sum},
-                error=f"checksum mismatch on {len(bad_sum)} host(s) ({sample}); nothing was switched",
+            new, data = machine.FAILED, {"hosts": bad_sum}
+            values["error"] = f"checksum mismatch on {len(bad_sum)} host(s) ({sample}); nothing was switched"
+        elif failed and plan.get("flip_only"):
+            new, data = machine.FAILED, {"hosts": failed}
+            values["error"] = (
+                f"slot {plan['slot']} is not healthy with {self.version} on {len(failed)} host(s), "
+                f"first: {failed[0]}: {first}; nothing was flipped, traffic stays on slot "
+                f"{plan.get('live_slot')} (deploy.rollback instant=False installs {self.version} again)"
             )
-            return False
-        if failed and plan.get("flip_only"):
-            first = updates[failed[0]]["error"]
-            self._status(
-                machine.FAILED,
-                {"hosts": failed},
-                error=(
-                    f"slot {plan['slot']} is not healthy with {self.version} on {len(failed)} host(s), "
-                    f"first: {failed[0]}: {first}; nothing was flipped, traffic stays on slot "
-                    f"{plan.get('live_slot')} (deploy.rollback instant=False installs {self.version} again)"
-                ),
-            )
-            return False
-        if failed and self.run["strategy"] == "blue_green":
+        elif failed and self.run["strategy"] == "blue_green":
             # Every host takes traffic on the new slot after the flip: none may be left out.
-            first = updates[failed[0]]["error"]
-            self._status(
-                machine.FAILED,
-                {"hosts": failed},
-                error=(
-                    f"pre-stage failed on {len(failed)} host(s), first: {failed[0]}: {first}; blue/green "
-                    "flips every host at once, so nothing was switched"
-                ),
+            new, data = machine.FAILED, {"hosts": failed}
+            values["error"] = (
+                f"pre-stage failed on {len(failed)} host(s), first: {failed[0]}: {first}; blue/green "
+                "flips every host at once, so nothing was switched"
             )
-            return False
-        if len(failed) > self.opts["max_failures"]:
-            first = updates[failed[0]]["error"]
-            self._status(
-                machine.FAILED,
-                {"hosts": failed},
-                error=(
-                    f"pre-stage failed on {len(failed)} host(s) (max_failures={self.opts['max_failures']}), "
-                    f"first: {failed[0]}: {first}; nothing was switched"
-                ),
+        elif len(failed) > self.opts["max_failures"]:
+            new, data = machine.FAILED, {"hosts": failed}
+            values["error"] = (
+                f"pre-stage failed on {len(failed)} host(s) (max_failures={self.opts['max_failures']}), "
+                f"first: {failed[0]}: {first}; nothing was switched"
             )
-            return False
+        # One transaction: the hosts' results, the abort check and the next status.
         with self.store.begin() as conn:
-            history.set_hosts(conn, self.id, {h: {"status": machine.H_SKIPPED} for h in failed})
-        self._status(machine.SWITCHING, {"staged": len(rows) - len(failed), "skipped": failed})
-        return True
+            history.set_hosts(conn, self.id, updates)
+            if self._abort_requested(conn):
+                new, data = machine.ABORTED, None
+                values = {"error": "aborted during pre-stage; nothing was switched"}
+            elif new == machine.SWITCHING and failed:
+                history.set_hosts(conn, self.id, {h: {"status": machine.H_SKIPPED} for h in failed})
+            self._status_in(conn, new, data, **values)
+        self._flush()
+        self._progress(new, **(data or {}))
+        return new == machine.SWITCHING
 
     def _record_switch(self, rows, rets):
         """Host updates from switch/install reports; returns (updates, failed hostnames)."""
@@ -399,27 +423,38 @@ class Driver:
                 updates[row["hostname"]]["previous_version"] = ret["previous"]
         return updates, failed
 
-    def _failures(self):
-        bad = (machine.H_FAILED, machine.H_UNREACHABLE, machine.H_SKIPPED, machine.H_ROLLED_BACK)
-        bad += (machine.H_ROLLBACK_FAILED, machine.H_NO_PREVIOUS)
-        return len(self._hosts(bad))
-
     def _batches(self):
         plan = self.run["plan"]["batches"]
         if self.run["slot"] is None and self.run["next_batch"] == 0:
-            with self.store.begin() as conn:
+            with self.store.connect() as conn:
                 live = history.get_slots(conn, self.app, self.run["env"])
-                if live is not None:
+            if live is not None:
+                with self.store.begin() as conn:
                     conn.execute(
                         history.runs.update().where(history.runs.c.id == self.id).values(slot=live["active"])
                     )
-                    self.run["slot"] = live["active"]
+                self.run["slot"] = live["active"]
+        if self.run["next_batch"] >= len(plan):
+            # Every batch is done (a deploy resumed after its last batch).
+            with self.store.begin() as conn:
+                new, data = self._after_batch(
+                    conn, len(plan) - 1, True, False, history.count_hosts(conn, self.id, _BAD)
+                )
+            self._flush()
+            self._progress(new, **data)
+            return
         for number in range(self.run["next_batch"], len(plan)):
-            if self._abort_requested():
+            batch = plan[number]
+            with self.store.connect() as conn:
+                aborted = self._abort_requested(conn)
+                rows = [] if aborted else history.host_rows(conn, self.id, [machine.H_STAGED], number)
+            if aborted:
                 self._status(machine.ROLLING_BACK, {"reason": "abort requested"}, error="aborted by request")
                 return
-            batch = plan[number]
-            rows = self._hosts([machine.H_STAGED], batch=number)
+            names = [r["hostname"] for r in rows]
+            self._progress("batch", batch=number, kind=batch["kind"], hosts=names)
+            gather = self._begin_call("switch", rows, [self.app, self.version], self._slot_kwargs())
+            # Recorded while the minions switch.
             with self.store.begin() as conn:
                 history.set_batch(conn, self.id, number, "running")
                 history.event(
@@ -431,59 +466,68 @@ class Driver:
                         "version": self.version,
                         "batch": number,
                         "kind": batch["kind"],
-                        "hosts": [r["hostname"] for r in rows],
+                        "hosts": names,
                     },
                 )
             self._flush()
-            self._progress("batch", batch=number, kind=batch["kind"], hosts=[r["hostname"] for r in rows])
-            rets = self._call("switch", rows, [self.app, self.version], self._slot_kwargs()) if rows else {}
+            rets = gather()
             updates, failed = self._record_switch(rows, rets)
+            last = number + 1 == len(plan)
+            pause = batch["kind"] == "canary" and self.opts["pause"] and not last
+            # One transaction: the hosts' results, the batch, the failure count and the next status.
             with self.store.begin() as conn:
                 history.set_hosts(conn, self.id, updates)
                 history.set_batch(conn, self.id, number, "failed" if failed else "done", failed=len(failed))
+                total_failed = history.count_hosts(conn, self.id, _BAD)
+                if failed and batch["kind"] == "canary":
+                    first = updates[failed[0]]["error"]
+                    new, data = machine.ROLLING_BACK, {"reason": "canary failed", "hosts": failed}
+                    self._status_in(conn, new, data, error=f"canary failed on {', '.join(failed)}: {first}")
+                elif total_failed > self.opts["max_failures"]:
+                    first = updates[failed[0]]["error"] if failed else "earlier failures"
+                    new, data = machine.ROLLING_BACK, {"reason": "too many failures", "hosts": failed}
+                    self._status_in(
+                        conn,
+                        new,
+                        data,
+                        error=(
+                            f"{total_failed} host(s) failed (max_failures={self.opts['max_failures']}), "
+                            f"batch {number}: {', '.join(failed)}: {first}"
+                        ),
+                    )
+                elif failed:
+                    new, data = None, None
+                else:
+                    new, data = self._after_batch(conn, number, last, pause, total_failed)
+            self._flush()
             self._progress("batch_done", batch=number, failed=failed)
-            total_failed = self._failures()
-            if failed and batch["kind"] == "canary":
-                first = updates[failed[0]]["error"]
-                self._status(
-                    machine.ROLLING_BACK,
-                    {"reason": "canary failed", "hosts": failed},
-                    error=f"canary failed on {', '.join(failed)}: {first}",
-                )
-                return
-            if total_failed > self.opts["max_failures"]:
-                first = updates[failed[0]]["error"] if failed else "earlier failures"
-                self._status(
-                    machine.ROLLING_BACK,
-                    {"reason": "too many failures", "hosts": failed},
-                    error=(
-                        f"{total_failed} host(s) failed (max_failures={self.opts['max_failures']}), "
-                        f"batch {number}: {', '.join(failed)}: {first}"
-                    ),
-                )
-                return
-            if failed:
+            if new is None:
                 # Tolerated failures: put those hosts back on their previous release now.
                 self._rollback_hosts(self._hosts([machine.H_FAILED, machine.H_UNREACHABLE], batch=number))
-            pause = batch["kind"] == "canary" and self.opts["pause"] and number + 1 < len(plan)
-            with self.store.begin() as conn:
-                self.run = history.set_status(
-                    conn,
-                    self.id,
-                    machine.PAUSED if pause else machine.SWITCHING,
-                    event_data={"batch": number, "next_batch": number + 1},
-                    next_batch=number + 1,
-                    **({"owner": None} if pause else {}),
-                )
-            self._flush()
-            if pause:
-                self._progress("paused", batch=number, hint=f"salt-run deploy.resume {self.id}")
+                with self.store.begin() as conn:
+                    total_failed = history.count_hosts(conn, self.id, _BAD)
+                    new, data = self._after_batch(conn, number, last, pause, total_failed)
+                self._flush()
+            if new != machine.SWITCHING:
+                if new == machine.PAUSED:
+                    self._progress("paused", batch=number, hint=f"salt-run deploy.resume {self.id}")
+                else:
+                    self._progress(new, **(data or {}))
                 return
-        if self.run["slot"]:
-            # The balancers keep sending traffic to the same slot, which now holds this release.
-            with self.store.begin() as conn:
+
+    def _after_batch(self, conn, number, last, pause, total_failed):
+        """The status after a batch that did not stop the deploy, set in ``conn``; returns (status, event data)."""
+        if last:
+            if self.run["slot"]:
+                # The balancers keep sending traffic to the same slot, which now holds this release.
                 slots.set_versions(conn, self.app, self.run["env"], {self.run["slot"]: self.version}, self.id)
-        self._status(machine.SUCCEEDED, {"hosts": self.run["plan"]["total"] - self._failures()})
+            data = {"hosts": self.run["plan"]["total"] - total_failed}
+            self._status_in(conn, machine.SUCCEEDED, data)
+            return machine.SUCCEEDED, data
+        new = machine.PAUSED if pause else machine.SWITCHING
+        data = {"batch": number, "next_batch": number + 1}
+        self._status_in(conn, new, data, next_batch=number + 1, **({"owner": None} if pause else {}))
+        return new, data
 
     def _blue_green(self):
         env = self.run["env"]

@@ -54,6 +54,14 @@ class LocalExecutor:
 
         ``kwargs`` are passed to every host, beside its ``settings``.
         """
+        return self.gather(self.publish(fun, hostnames, args, settings_by_host, kwargs), timeout)
+
+    def publish(self, fun, hostnames, args, settings_by_host, kwargs=None):
+        """Publish the jobs of a call and return a handle for :meth:`gather`.
+
+        The engine records a step in the database between the two, while the
+        minions work.
+        """
         groups = {}
         for name in hostnames:
             key = json.dumps(settings_by_host.get(name) or {}, sort_keys=True)
@@ -75,8 +83,13 @@ class LocalExecutor:
                         block=False,
                     )
                 )
+        return list(hostnames), iters, time.monotonic()
+
+    def gather(self, handle, timeout):
+        """The returns of a published call: ``{hostname: report or None}``."""
+        hostnames, iters, published = handle
         results = {name: None for name in hostnames}
-        deadline = time.monotonic() + timeout
+        deadline = published + timeout
         while iters and time.monotonic() < deadline:
             idle = True
             for it in list(iters):
@@ -92,7 +105,7 @@ class LocalExecutor:
                     if minion_id in results and isinstance(data, dict) and "ret" in data:
                         results[minion_id] = normalise(data["ret"])
             if idle:
-                time.sleep(0.02)
+                time.sleep(0.01)
         for it in iters:
             it.close()
         return results

@@ -152,20 +152,45 @@ def host_rows(conn, deploy_id, statuses=None, batch=None):
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def count_hosts(conn, deploy_id, statuses):
+    """How many hosts of the deploy are in one of ``statuses``."""
+    query = sa.select(sa.func.count()).where(
+        hosts.c.deploy_id == deploy_id, hosts.c.status.in_(list(statuses))
+    )
+    return conn.execute(query).scalar()
+
+
 def set_hosts(conn, deploy_id, updates):
-    """Apply ``{hostname: {"status": .., "steps": .., "error": .., ...}}`` (transitions checked)."""
+    """Apply ``{hostname: {"status": .., "steps": .., "error": .., ...}}`` (transitions checked).
+
+    One read of the hosts' statuses and one executemany per set of columns
+    (usually one per call), not a statement per host.
+    """
     if not updates:
         return
-    current = {r["hostname"]: r["status"] for r in host_rows(conn, deploy_id)}
-    now = audit.utcnow()
-    for hostname, values in updates.items():
-        if "status" in values and values["status"] != current.get(hostname):
-            machine.check_host(current[hostname], values["status"])
-        conn.execute(
-            hosts.update()
-            .where(hosts.c.deploy_id == deploy_id, hosts.c.hostname == hostname)
-            .values(updated_at=now, **values)
+    names = list(updates)
+    current = {}
+    for start in range(0, len(names), 5000):
+        query = sa.select(hosts.c.hostname, hosts.c.status).where(
+            hosts.c.deploy_id == deploy_id, hosts.c.hostname.in_(names[start : start + 5000])
         )
+        current.update((r.hostname, r.status) for r in conn.execute(query))
+    now = audit.utcnow()
+    groups = {}
+    for hostname, values in updates.items():
+        if hostname not in current:
+            raise NotFound(f"host {hostname} is not part of deploy {deploy_id}")
+        if "status" in values and values["status"] != current[hostname]:
+            machine.check_host(current[hostname], values["status"])
+        params = {f"v_{column}": value for column, value in values.items()}
+        groups.setdefault(tuple(sorted(values)), []).append(dict(params, b_hostname=hostname))
+    for columns, params in groups.items():
+        statement = (
+            hosts.update()
+            .where(hosts.c.deploy_id == deploy_id, hosts.c.hostname == sa.bindparam("b_hostname"))
+            .values(updated_at=now, **{c: sa.bindparam(f"v_{c}", type_=hosts.c[c].type) for c in columns})
+        )
+        conn.execute(statement, params)
 
 
 def set_batch(conn, deploy_id, number, status, failed=None):

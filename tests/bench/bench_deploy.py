@@ -4,7 +4,8 @@ Run with:
 
     .venv/bin/python -m pytest tests/bench/bench_deploy.py -s -p no:cacheprovider
 
-Environment: ``BENCH_MINIONS`` (default 10), ``BENCH_REPEAT`` (default 3).
+Environment: ``BENCH_MINIONS`` (default 10), ``BENCH_SIZES`` (hosts per deploy,
+default ``3,6,<BENCH_MINIONS>``), ``BENCH_REPEAT`` (default 3).
 
 Both sides deploy a fresh version of the same tiny HTTP app to the same
 minions in batches of the same size, each host fetching the artifact over
@@ -13,8 +14,11 @@ probe.  The plain side is ``salt -L <hosts> --batch-size B
 saltops_release.deploy ...`` (the module reads the host's settings from the
 CMDB pillar).  The SaltOps side adds the CMDB target query, pre-staging on
 every host before any switch, health gates per batch, the database lock and
-the recording of every host and batch.  Printed: seconds per deploy for
-3, 6 and N hosts, and the ratio.
+the recording of every host and batch.  Printed: seconds per deploy per size
+(the medians, each run, the ratio and the difference), how each side grows
+with the number of hosts, and the start-up of each CLI alone (``salt-run
+test.arg`` and ``salt-run deploy.history`` against ``salt -L <host>
+test.ping``), so that like is compared with like.
 """
 
 import os
@@ -35,7 +39,7 @@ from tests.functional.deploy import deploy_appkit as kit
 
 N = int(os.environ.get("BENCH_MINIONS", "10"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-SIZES = sorted({min(3, N), min(6, N), N})
+SIZES = sorted({min(int(x), N) for x in os.environ.get("BENCH_SIZES", f"3,6,{N}").split(",") if x.strip()})
 ENV = "staging"
 BIN = Path(sys.executable).parent
 
@@ -125,6 +129,12 @@ def _run_side(master, side, app, hosts, batch, version, url, digest):
     )
 
 
+def _explain(master, ret):
+    """What went wrong with a run (salt-run --quiet prints nothing): its output and the last deploy."""
+    last = _salt_run(master, "deploy.history", "limit=1")
+    return f"{ret.stdout}{ret.stderr}\nlast deploy: {last.stdout}"
+
+
 def _salt(master, *args):
     cmd = [
         str(BIN / "salt"),
@@ -143,8 +153,72 @@ def _salt_run(master, *args):
     return subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
-def test_deploy_vs_plain_batch(fleet, salt_master, bench_dir):
+def _startup(master, names):
+    """Median seconds of each CLI doing (almost) nothing: what a deploy pays before any work."""
+    probes = {
+        "salt -L <1 host> test.ping": lambda: _salt(master, "-L", names[0], "test.ping"),
+        "salt-run test.arg": lambda: _salt_run(master, "test.arg"),
+        "salt-run deploy.history limit=1": lambda: _salt_run(master, "deploy.history", "limit=1"),
+    }
+    out = {}
+    for label, probe in probes.items():
+        probe()
+        runs = []
+        for _ in range(max(3, REPEAT)):
+            start = time.monotonic()
+            ret = probe()
+            runs.append(time.monotonic() - start)
+            assert ret.returncode == 0, ret.stdout + ret.stderr
+        out[label] = statistics.median(runs)
+    return out
+
+
+def _growth(rows):
+    """Least-squares slope (s/host) and intercept (s) of the medians against hosts, per side."""
+    xs = [r[0] for r in rows]
+    out = {}
+    for side, col in (("salt -b", 2), ("deploy.run", 3), ("difference", None)):
+        ys = [(r[3] - r[2]) if col is None else r[col] for r in rows]
+        if len(xs) < 2:
+            out[side] = (0.0, ys[0])
+            continue
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        out[side] = (slope, my - slope * mx)
+    return out
+
+
+def _timeline(event_listener, master_id, started):
+    """The master's events of one deploy, as offsets from the CLI's start (where the time goes)."""
+    events = event_listener.get_events(
+        [
+            (master_id, "saltops/deploy/*"),
+            (master_id, "salt/run/*/new"),
+            (master_id, "salt/run/*/ret"),
+            (master_id, "salt/job/*/new"),
+            (master_id, "salt/job/*/ret/*"),
+        ],
+        after_time=started,
+    )
+    lines = []
+    for event in sorted(events, key=lambda e: e.stamp):
+        tag = event.tag
+        if tag.startswith("salt/job/") and "/ret/" in tag:
+            label = f"ret {event.data.get('fun')} {tag.rsplit('/', 1)[-1]}"
+        elif tag.startswith("salt/job/"):
+            label = f"publish {event.data.get('fun')} ({len(event.data.get('minions') or [])} minions)"
+        elif tag.startswith("salt/run/"):
+            label = f"runner {tag.rsplit('/', 1)[-1]}"
+        else:
+            label = tag.rsplit("/", 1)[-1]
+        lines.append(f"    {event.stamp.timestamp() - started:6.3f} {label}")
+    return lines
+
+
+def test_deploy_vs_plain_batch(fleet, salt_master, bench_dir, event_listener):
     names, records = fleet
+    timelines = {}
+    startup = _startup(salt_master, names)
     www = os.path.join(bench_dir, "www")
     os.makedirs(www)
     rows = []
@@ -162,17 +236,21 @@ def test_deploy_vs_plain_batch(fleet, salt_master, bench_dir):
                 version = f"{counter}.0.0"
                 path, digest = kit.build_artifact(www, version, app=app)
                 ret = _run_side(salt_master, side, app, hosts, batch, version, server.url(path), digest)
-                assert ret.returncode == 0, ret.stdout + ret.stderr
+                assert ret.returncode == 0, _explain(salt_master, ret)
             for _ in range(REPEAT):
                 for side in ("plain", "saltops"):
                     counter += 1
                     version = f"{counter}.0.0"
                     path, digest = kit.build_artifact(www, version, app=app)
                     url = server.url(path)
-                    start = time.monotonic()
+                    start, wall = time.monotonic(), time.time()
                     ret = _run_side(salt_master, side, app, hosts, batch, version, url, digest)
                     elapsed = time.monotonic() - start
-                    assert ret.returncode == 0, ret.stdout + ret.stderr
+                    if os.environ.get("BENCH_TIMELINE"):
+                        timelines[(size, side)] = [f"    {elapsed:6.3f} CLI exit"] + _timeline(
+                            event_listener, salt_master.id, wall
+                        )
+                    assert ret.returncode == 0, _explain(salt_master, ret)
                     (plain if side == "plain" else ours).append(elapsed)
                     for name in hosts:
                         status = kit.get(f"http://127.0.0.1:{records[name]['apps'][app]['port']}/healthz")
@@ -181,8 +259,21 @@ def test_deploy_vs_plain_batch(fleet, salt_master, bench_dir):
     print()
     print(f"deploy of a tiny HTTP app, {REPEAT} timed run(s) per side, seconds per deploy (median)")
     print(
-        f"{'hosts':>5} {'batch':>5} {'salt -b':>9} {'deploy.run':>11} {'ratio':>6}   runs (plain | deploy.run)"
+        f"{'hosts':>5} {'batch':>5} {'salt -b':>9} {'deploy.run':>11} {'ratio':>6} {'diff':>6}"
+        "   runs (plain | deploy.run)"
     )
     for size, batch, plain_s, ours_s, plain, ours in rows:
         runs = " ".join(f"{x:.2f}" for x in plain) + " | " + " ".join(f"{x:.2f}" for x in ours)
-        print(f"{size:>5} {batch:>5} {plain_s:>9.2f} {ours_s:>11.2f} {ours_s / plain_s:>6.2f}   {runs}")
+        print(
+            f"{size:>5} {batch:>5} {plain_s:>9.2f} {ours_s:>11.2f} {ours_s / plain_s:>6.2f} "
+            f"{ours_s - plain_s:>+6.2f}   {runs}"
+        )
+    print("growth with hosts (least squares over the sizes):")
+    for side, (slope, intercept) in _growth(rows).items():
+        print(f"  {side:<11} {slope:>7.3f} s/host  {intercept:>6.2f} s at 0 hosts")
+    print("CLI start-up alone (median):")
+    for label, seconds in startup.items():
+        print(f"  {label:<34} {seconds:.2f} s")
+    for (size, side), lines in sorted(timelines.items()):
+        print(f"timeline of the last {side} run on {size} hosts (seconds from the CLI's start):")
+        print("\n".join(sorted(lines, key=lambda line: float(line.split()[0]))))

@@ -205,7 +205,7 @@ def test_rolling_deploy_and_history(env):
         "batch",
         "switching",
         "batch",
-        "switching",
+        # The last batch's results and the final status are one transaction.
         "succeeded",
     ]
     assert outbox.pending_count(env.store) == 0

@@ -190,3 +190,20 @@ def test_owner_alive():
     now = datetime.datetime(2026, 1, 1, 12, 0, 0)
     assert lock.owner_alive("elsewhere:1", now - datetime.timedelta(seconds=5), 10, now)
     assert not lock.owner_alive("elsewhere:1", now - datetime.timedelta(seconds=50), 10, now)
+
+
+def test_schema_head_is_the_deploy_branch_head():
+    # The runner skips the migration when alembic_version records this revision.
+    from saltops.deploy.schema import HEAD
+    from saltops.store import migrate
+
+    script = migrate._script()
+    assert HEAD in {rev.revision for rev in script.get_revisions("deploy@head")}
+
+
+def test_the_deploy_head_is_recorded_after_migrating(store):
+    from saltops.deploy.schema import HEAD
+
+    with store.connect() as conn:
+        recorded = {r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
+    assert HEAD in recorded
