@@ -87,12 +87,15 @@ class Dispatcher:
         return min((g.next_flush for g in self.groups.values()), default=None)
 
     def flush(self, group, nflog, muted, now):
-        """Flush one group; return (notification or None, resolved alerts now reported)."""
+        """Flush one group; return (notification or None, resolved alerts now reported).
+
+        ``muted(alert)`` tells whether a firing alert is silenced or inhibited; None when nothing can be.
+        """
         receiver = self.ruleset.receivers[group.route.receiver]
         visible, hidden, resolved = [], [], []
         for alert in group.alerts.values():
             if alert.state == FIRING:
-                (hidden if muted(alert) else visible).append(alert)
+                (hidden if muted is not None and muted(alert) else visible).append(alert)
             elif alert.state == RESOLVED:
                 resolved.append(alert)
         decision = nflog.decide(

@@ -3,8 +3,18 @@
 State lives in memory; every change is recorded in ``changed`` (alerts to
 write behind) and ``transitions`` (what dispatch and history need).  Time is
 passed in, so the behaviour is tested without sleeping.
+
+What time does (a pending alert's ``for`` elapsing, an alert going stale, a
+host falling silent) is kept in two heaps of deadlines, so a tick costs what
+is due, not what is in memory: with tens of thousands of firing alarms a
+tick that has nothing to do costs nothing.  The heaps are lazy: an entry is
+never later than the deadline it stands for (a sample only moves deadlines
+later), and when it comes due the real deadline is computed again and the
+entry put back if it has moved.
 """
 
+import heapq
+import itertools
 import logging
 
 from saltops.alarms.matchers import fingerprint, matches_all
@@ -54,6 +64,10 @@ class Evaluator:
         self.started = started
         self._fp_cache = {}
         self._absent_hosts = set()
+        self._alert_due = []  # (deadline, seq, alert): pending `for`, staleness, Alertmanager ends_at
+        self._host_due = []  # (deadline, seq, host): silence for the absent rules
+        self._host_scheduled = set()
+        self._seq = itertools.count()
 
     # -- loading --------------------------------------------------------------------------
     def restore(self, alerts, hosts):
@@ -67,9 +81,41 @@ class Evaluator:
             else:
                 alert.resolve_after = self.ruleset.resolve_after
             self.alerts[alert.fingerprint] = alert
+            self._schedule(alert)
             if alert.source == "absent" and alert.state == FIRING:
                 self._absent_hosts.add(alert.labels.get("host"))
         self.hosts.update(hosts)
+        self.reschedule_hosts()
+
+    # -- deadlines ------------------------------------------------------------------------
+    def _deadline(self, alert):
+        """When :meth:`tick` must look at ``alert`` next (None: only a sample can change it)."""
+        if alert.state == RESOLVED or alert.source == "absent":
+            return None
+        due = max(alert.last_seen, self.started) + alert.resolve_after
+        if alert.source == "prometheus" and alert.ends_at:
+            due = min(due, alert.ends_at)
+        if alert.state == PENDING:
+            due = min(due, alert.active_since + alert.for_)
+        return due
+
+    def _schedule(self, alert):
+        due = self._deadline(alert)
+        if due is not None:
+            heapq.heappush(self._alert_due, (due, next(self._seq), alert))
+
+    def _schedule_host(self, host, due):
+        heapq.heappush(self._host_due, (due, next(self._seq), host))
+        self._host_scheduled.add(host)
+
+    def reschedule_hosts(self):
+        """Build the host deadlines again (after a restore, or when the absent rules changed)."""
+        self._host_due = []
+        self._host_scheduled = set()
+        if self.ruleset.absent:
+            shortest = min(rule.absent_for for rule in self.ruleset.absent)
+            for host, last in self.hosts.items():
+                self._schedule_host(host, max(last, self.started) + shortest)
 
     # -- samples ----------------------------------------------------------------------------
     def observe(self, sample):
@@ -80,6 +126,8 @@ class Evaluator:
         self.hosts[host] = ts
         if prev is None or ts - prev >= 10.0:
             self.hosts_dirty.add(host)
+        if host not in self._host_scheduled and self.ruleset.absent:
+            self._schedule_host(host, max(ts, self.started) + min(r.absent_for for r in self.ruleset.absent))
         if host in self._absent_hosts:
             self._clear_absent(host, ts)
         if sample.kind == "beacon":
@@ -180,6 +228,7 @@ class Evaluator:
         self.alerts[fp] = alert
         self.changed[fp] = alert
         self.transitions.append((alert, PENDING, ts))
+        self._schedule(alert)
         return alert
 
     @staticmethod
@@ -244,6 +293,7 @@ class Evaluator:
         alert.last_seen = now
         alert.ends_at = ends_at
         self.changed[fp] = alert
+        self._schedule(alert)  # ends_at may have moved earlier
         return alert
 
     # -- time -----------------------------------------------------------------------------
@@ -251,12 +301,17 @@ class Evaluator:
         """Promote pending alerts, resolve stale ones, raise/clear absent-host alarms."""
         # After a restart, give every host and alert a full period before calling it stale.
         floor = self.started
-        for alert in list(self.alerts.values()):
-            if alert.state == RESOLVED:
+        heap = self._alert_due
+        due = []
+        while heap and heap[0][0] <= now:
+            due.append(heapq.heappop(heap))
+        # Alerts come due in deadline order; ties keep the order they were scheduled in.
+        for _when, _seq, alert in due:
+            if self.alerts.get(alert.fingerprint) is not alert:
+                continue  # forgotten, or replaced by a newer alert of the same identity
+            if alert.state == RESOLVED or alert.source == "absent":
                 continue
             seen = max(alert.last_seen, floor)
-            if alert.source == "absent":
-                continue
             if alert.source == "prometheus" and alert.ends_at and alert.ends_at < now:
                 self._resolve(alert, now)
                 continue
@@ -268,12 +323,29 @@ class Evaluator:
                 continue
             if alert.state == PENDING and now - alert.active_since >= alert.for_:
                 self._fire(alert, now)
-        for rule in self.ruleset.absent:
-            for host, last in self.hosts.items():
+            self._schedule(alert)
+        if self.ruleset.absent:
+            self._tick_absent(now, floor)
+
+    def _tick_absent(self, now, floor):
+        heap = self._host_due
+        due = []
+        while heap and heap[0][0] <= now:
+            due.append(heapq.heappop(heap)[2])
+        for host in due:
+            self._host_scheduled.discard(host)
+            last = self.hosts.get(host)
+            if last is None:
+                continue  # forgotten
+            waiting = []  # deadlines of absent rules not yet due for this host
+            quiet = False
+            for rule in self.ruleset.absent:
                 if now - max(last, floor) <= rule.absent_for:
+                    waiting.append(max(last, floor) + rule.absent_for)
                     continue
                 labels = self.labels(host)
                 if labels.get("status") in QUIET_STATUSES:
+                    quiet = True  # looked at again every tick, as its CMDB status may change
                     continue
                 ident_key = (rule.name, host, ())
                 fp = self._fp_cache.get(ident_key) or fingerprint({"alertname": rule.name, "host": host})
@@ -285,6 +357,11 @@ class Evaluator:
                 alert.active_since = last
                 self._fire(alert, now)
                 self._absent_hosts.add(host)
+            if quiet:
+                self._schedule_host(host, now)
+            elif waiting:
+                self._schedule_host(host, min(waiting))
+            # Otherwise every absent rule fired: the host's next sample schedules it again.
 
     def _clear_absent(self, host, ts):
         self._absent_hosts.discard(host)
@@ -308,6 +385,7 @@ class Evaluator:
     def forget_host(self, host):
         self.hosts.pop(host, None)
         self.hosts_dirty.discard(host)
+        self._host_scheduled.discard(host)
 
 
 def _text(value):

@@ -23,6 +23,10 @@ class Inhibitor:
                     index.setdefault(key, set()).add(alert.fingerprint)
             self._index.append(index)
 
+    def active(self):
+        """Is any source alert firing (could anything be muted)?"""
+        return any(self._index)
+
     def muted(self, alert):
         """The fingerprint of an alert that inhibits ``alert``, or None."""
         for rule, index in zip(self.rules, self._index):

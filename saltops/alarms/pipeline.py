@@ -84,6 +84,7 @@ class Pipeline:
         self.ruleset = ruleset
         self.evaluator.ruleset = ruleset
         self.evaluator._fp_cache.clear()
+        self.evaluator.reschedule_hosts()  # the absent rules (and their periods) may have changed
         self.inhibitor = Inhibitor(ruleset.inhibit_rules)
         old = self.dispatcher
         self.dispatcher = Dispatcher(ruleset, external_url=old.external_url)
@@ -133,6 +134,9 @@ class Pipeline:
 
     # -- time ---------------------------------------------------------------------------------
     def _muted(self, now):
+        if not self.silences.items and not self.inhibitor.active():
+            return None  # nothing can mute: a storm's flush need not ask for every alert
+
         def muted(alert):
             if self.silences.muted_by(alert, now) is not None:
                 self.counters.muted["silence"] += 1
