@@ -98,6 +98,10 @@ class HostError(RuntimeError):
     """The isolated host could not be built or started."""
 
 
+class BootstrapUnavailable(HostError):
+    """debootstrap cannot be installed or cannot reach Debian's mirror from here."""
+
+
 def cache_dir():
     path = Path(os.environ.get("SALTOPS_TEST_CACHE") or "/var/cache/saltops-test")
     path.mkdir(parents=True, exist_ok=True)
@@ -128,7 +132,7 @@ def ensure_debootstrap():
         env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
     )
     if proc.returncode != 0 or shutil.which("debootstrap") is None:
-        raise HostError(f"apt-get install debootstrap failed: {proc.stderr[-2000:]}")
+        raise BootstrapUnavailable(f"apt-get install debootstrap failed: {proc.stderr[-2000:]}")
 
 
 def requirements():
@@ -190,12 +194,15 @@ def root_tarball(log=print):
             return tarball, False
         started = time.monotonic()
         ensure_debootstrap()
+        # Builds interrupted earlier (the lock is ours: none is running).
+        for stale in cache.glob("build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         build = Path(tempfile.mkdtemp(prefix="build-", dir=cache))
         try:
             root = build / "root"
             # In a private mount namespace: debootstrap's own /proc and /sys mounts
             # cannot outlive it, whatever happens to it.
-            _run(
+            debootstrap = subprocess.run(
                 [
                     "unshare",
                     "--mount",
@@ -208,8 +215,15 @@ def root_tarball(log=print):
                     str(root),
                     MIRROR,
                 ],
+                capture_output=True,
+                text=True,
                 timeout=1200,
+                check=False,
             )
+            if debootstrap.returncode != 0:
+                log_file = root / "debootstrap" / "debootstrap.log"
+                detail = log_file.read_text()[-2000:] if log_file.is_file() else debootstrap.stderr[-2000:]
+                raise BootstrapUnavailable(f"debootstrap {SUITE} from {MIRROR} failed: {detail}")
             (root / "etc/apt/sources.list").write_text(_sources_list(), encoding="utf-8")
             # The wheels come from this machine's package index setup, so the root
             # never needs one of its own.
@@ -259,6 +273,52 @@ def root_tarball(log=print):
             return tarball, True
         finally:
             shutil.rmtree(build, ignore_errors=True)
+
+
+DEBS_INSIDE = "/var/cache/saltops-debs"
+
+
+def debs_bind():
+    """The (machine path, path inside) bind mount of the shared .deb cache."""
+    debs = cache_dir() / "debs"
+    (debs / "partial").mkdir(parents=True, exist_ok=True)
+    return debs, DEBS_INSIDE
+
+
+def fetch_packages(ns, root, packages):
+    """Refresh the root's package index and put ``packages`` (with what they need) in its apt cache.
+
+    Run with the machine's network, nothing installed.  The ``.deb`` files are
+    downloaded into the shared cache (under a lock, and pruned of versions the
+    mirror no longer has), then linked into the root's own
+    ``/var/cache/apt/archives``, so the install inside uses a cache no other run
+    writes to.
+    """
+    debs, inside = debs_bind()
+    archives_option = f"Dir::Cache::Archives={inside}/"
+    resolv = Path(root) / "etc" / "resolv.conf"
+    shutil.copyfile("/etc/resolv.conf", resolv)
+    try:
+        with locked(cache_dir() / ".debs.lock"):
+            ns.check(["apt-get", "update", "-qq"], net=False, timeout=600)
+            ns.check(
+                ["apt-get", "install", "-y", "-qq", "--download-only", "-o", archives_option, *packages],
+                net=False,
+                timeout=900,
+            )
+            ns.check(["apt-get", "autoclean", "-qq", "-o", archives_option], net=False)
+            archives = Path(root) / "var" / "cache" / "apt" / "archives"
+            for deb in debs.glob("*.deb"):
+                target = archives / deb.name
+                if not target.exists():
+                    try:
+                        os.link(deb, target)
+                    except OSError:
+                        shutil.copy2(deb, target)
+    finally:
+        # Inside the host there is then no resolver: apt's own refresh during the
+        # apply fails at once instead of waiting for a name server it cannot reach.
+        resolv.unlink(missing_ok=True)
 
 
 def remove_stale_workdirs(base):

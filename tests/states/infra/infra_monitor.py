@@ -30,3 +30,16 @@ def test_serves_metrics(host, listen):
     out = host.check_output(f"curl -fsS --max-time 5 http://{listen}/metrics")
     assert "node_load1 " in out and "node_exporter_build_info" in out
     assert 'node_scrape_collector_success{collector="processes"} 1' in out
+
+
+def test_every_enabled_collector_works(host, os_family, listen):
+    """Each collector the formula turns on succeeds here: none fails at every scrape."""
+    args = (
+        "/etc/sysconfig/node_exporter" if os_family == "RedHat" else "/etc/default/prometheus-node-exporter"
+    )
+    words = host.file(args).content_string.replace('"', " ").split()
+    enabled = [word.split(".", 1)[1] for word in words if word.startswith("--collector.")]
+    assert enabled
+    out = host.check_output(f"curl -fsS --max-time 5 http://{listen}/metrics")
+    for collector in enabled:
+        assert f'node_scrape_collector_success{{collector="{collector}"}} 1' in out, collector
