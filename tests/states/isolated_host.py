@@ -121,16 +121,16 @@ def missing_tools():
 
 
 def ensure_debootstrap():
+    """Install Debian's debootstrap where it is missing (refreshing the index if need be)."""
     if shutil.which("debootstrap"):
         return
-    proc = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "debootstrap"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-    )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-qq", "debootstrap"]
+    proc = subprocess.run(install, capture_output=True, text=True, timeout=600, check=False, env=env)
+    if proc.returncode != 0:
+        # A machine whose package index was never fetched knows no debootstrap yet.
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600, check=False, env=env)
+        proc = subprocess.run(install, capture_output=True, text=True, timeout=600, check=False, env=env)
     if proc.returncode != 0 or shutil.which("debootstrap") is None:
         raise BootstrapUnavailable(f"apt-get install debootstrap failed: {proc.stderr[-2000:]}")
 

@@ -14,6 +14,8 @@ host's own loopback.  The host plays the CMDB record of ``infra/data_pillar.yml`
     packages, config files, listening sockets, ``SELECT`` through the mysql
     client, ``redis-cli ping`` with the password resolved from its reference,
     node exporter metrics over HTTP;
+  * a replica_of in the host's CMDB entry makes MariaDB read-only (restarted by
+    the state), and taking it out makes it a primary again;
   * the pillar has the beacons of the host's roles, and Salt's beacon loop run
     once inside the host reports the three services running;
   * nothing listens on this machine's side: its own MariaDB and Redis are untouched;
@@ -203,6 +205,29 @@ def test_testinfra_checks_pass_inside_the_host(data_host):
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout and "skipped" not in proc.stdout
     print(proc.stdout.strip().splitlines()[-1])
+
+
+def _mysql(ns, query):
+    return ns.check(["mysql", "-N", "-B", "-e", query]).stdout.split()
+
+
+def test_replica_from_cmdb_restarts_read_only(data_host):
+    """The CMDB names a primary for this host: the config turns read-only and MariaDB restarts."""
+    ns = data_host["ns"]
+    assert _mysql(ns, "SELECT @@read_only") == ["0"]
+    cmdb = {"apps": {"mysql": {"port": 3306, "replica_of": "saltops-iac-db0"}}}
+    code, ret, output = salt(ns, "state.apply", "db", "pillar=" + json.dumps({"cmdb": cmdb}))
+    assert code == 0, output[-3000:]
+    results = state_results(ret)
+    assert results["db-config-file-file-managed"]["changes"]
+    assert results["db-service-running-service-running"]["changes"]  # restarted by the watch
+    assert _mysql(ns, "SELECT @@read_only, @@log_slave_updates") == ["1", "1"]
+    conf = ns.check(["cat", "/etc/mysql/mariadb.conf.d/60-saltops.cnf"]).stdout
+    assert "# Replica of saltops-iac-db0 (from the CMDB)." in conf and "relay_log = relay-bin" in conf
+    # Back to what the CMDB record says: a primary again.
+    code, ret, output = salt(ns, "state.apply", "db")
+    assert code == 0, output[-3000:]
+    assert _mysql(ns, "SELECT @@read_only") == ["0"]
 
 
 def test_pillar_holds_only_the_password_reference(data_host):
