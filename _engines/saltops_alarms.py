@@ -45,7 +45,6 @@ def __virtual__():
 
 def start(**kwargs):
     """Run the alarm service until the master stops the engine."""
-    from saltops.alarms.bus import BusReader
     from saltops.alarms.ingest import AcceptedKeys
     from saltops.alarms.service import AlarmService
     from saltops.store import get_store
@@ -59,7 +58,7 @@ def start(**kwargs):
     firer = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False)
     service = AlarmService(conf, store, accepted=accepted, fire=firer.fire_event)
     service.start()
-    reader = BusReader(opts, service.submit_event, service.submit_garbage, service.stopping).start()
+    reader = service.read_bus(opts)
     try:
         service.run()
     finally:

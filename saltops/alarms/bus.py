@@ -11,8 +11,13 @@ socket read without touching the socket again, so under load one wake-up
 reads many events.
 
 Every frame goes to ``sink(tag, data)``; a frame that does not decode goes
-to ``on_garbage(error)`` and reading goes on.  A closed connection (master
-restart of the publisher) is reopened with a short backoff.
+to ``on_garbage(error)`` and reading goes on.  A closed connection is
+reopened at once and counted in :attr:`BusReader.reconnects`: besides a
+restart, Salt's event publisher closes a subscriber whose unsent events
+pass ``pub_server_write_queue_size`` (10,000 by default in Salt 3008.4; the
+master logs "Publisher discarding slow subscriber"), and the events in
+between are lost for that subscriber.  Reading in bulk, off the loop's
+thread, is what keeps the engine far from that limit.
 """
 
 import asyncio
@@ -34,6 +39,7 @@ class BusReader:
         self.retry = retry
         self.connected = threading.Event()
         self.thread = None
+        self.reconnects = 0  # subscriptions lost after the first connect (events may have been dropped)
 
     def start(self):
         self.thread = threading.Thread(target=self._thread, name="saltops-alarms-reader", daemon=True)
@@ -52,13 +58,19 @@ class BusReader:
         while not self.stopping.is_set():
             client = salt.transport.ipc_publish_client("master", self.opts, io_loop=asyncio.get_running_loop())
             try:
-                await client.connect(timeout=5)
+                await client.connect(timeout=5, disconnect_callback=self._disconnected)
                 return client
             except Exception as err:  # the publisher is not there yet (master starting)
                 log.warning("alarm engine: cannot subscribe to the event bus yet: %s", err)
                 client.close()
                 await asyncio.sleep(self.retry)
         return None
+
+    async def _disconnected(self):
+        # Called by the publish client when the stream closes; it reconnects by itself on the next recv().
+        self.reconnects += 1
+        log.warning("alarm engine: the master event bus closed our subscription (a master restart, or the "
+                    "publisher dropping a slow subscriber): events in between are lost; subscribing again")
 
     async def _pump(self):
         from salt.utils.event import SaltEvent

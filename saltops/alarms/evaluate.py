@@ -13,6 +13,7 @@ later), and when it comes due the real deadline is computed again and the
 entry put back if it has moved.
 """
 
+import collections
 import heapq
 import itertools
 import logging
@@ -68,6 +69,8 @@ class Evaluator:
         self._host_due = []  # (deadline, seq, host): silence for the absent rules
         self._host_scheduled = set()
         self._seq = itertools.count()
+        # (state, severity) -> how many alerts in ``alerts``: the alarms gauge, without a walk per scrape.
+        self.census = collections.Counter()
 
     # -- loading --------------------------------------------------------------------------
     def restore(self, alerts, hosts):
@@ -80,12 +83,38 @@ class Evaluator:
                 alert.resolve_after = rule.resolve_after or self.ruleset.resolve_after
             else:
                 alert.resolve_after = self.ruleset.resolve_after
-            self.alerts[alert.fingerprint] = alert
+            self._put(alert)
             self._schedule(alert)
             if alert.source == "absent" and alert.state == FIRING:
                 self._absent_hosts.add(alert.labels.get("host"))
         self.hosts.update(hosts)
         self.reschedule_hosts()
+
+    # -- membership (kept in step with the census) -----------------------------------------
+    def _put(self, alert):
+        previous = self.alerts.get(alert.fingerprint)
+        if previous is not None:
+            self.census[(previous.state, previous.labels.get("severity", ""))] -= 1
+        self.alerts[alert.fingerprint] = alert
+        self.census[(alert.state, alert.labels.get("severity", ""))] += 1
+
+    def _remove(self, alert):
+        if self.alerts.get(alert.fingerprint) is alert:
+            del self.alerts[alert.fingerprint]
+            self.census[(alert.state, alert.labels.get("severity", ""))] -= 1
+            return True
+        return False
+
+    def _set_state(self, alert, state):
+        if self.alerts.get(alert.fingerprint) is alert:
+            severity = alert.labels.get("severity", "")
+            self.census[(alert.state, severity)] -= 1
+            self.census[(state, severity)] += 1
+        alert.state = state
+
+    def counts(self):
+        """{(state, severity): alerts in memory}, for the metrics."""
+        return {key: n for key, n in list(self.census.items()) if n > 0}
 
     # -- deadlines ------------------------------------------------------------------------
     def _deadline(self, alert):
@@ -225,7 +254,7 @@ class Evaluator:
         if previous is not None and previous.pending_resolve:
             # Fired again before its resolution was reported: the group sees one alert.
             alert.pending_resolve = False
-        self.alerts[fp] = alert
+        self._put(alert)
         self.changed[fp] = alert
         self.transitions.append((alert, PENDING, ts))
         self._schedule(alert)
@@ -240,31 +269,31 @@ class Evaluator:
         return {name: render(text, values) for name, text in rule.annotations.items()}
 
     def _fire(self, alert, ts):
-        alert.state = FIRING
+        self._set_state(alert, FIRING)
         alert.fired_at = ts
         self.changed[alert.fingerprint] = alert
         self.transitions.append((alert, FIRING, ts))
 
     def _resolve(self, alert, ts):
-        alert.state = RESOLVED
+        self._set_state(alert, RESOLVED)
         alert.resolved_at = ts
         alert.pending_resolve = True
         self.changed[alert.fingerprint] = alert
         self.transitions.append((alert, RESOLVED, ts))
 
     def _drop(self, alert):
-        alert.state = RESOLVED
+        self._set_state(alert, RESOLVED)
         alert.resolved_at = alert.last_seen
         alert.pending_resolve = False
         self.changed[alert.fingerprint] = alert
-        self.alerts.pop(alert.fingerprint, None)
+        self._remove(alert)
 
     def forget(self, alert):
         """Dispatch reported the resolution: the alert leaves memory (its row stays)."""
         alert.pending_resolve = False
         current = self.alerts.get(alert.fingerprint)
         if current is alert:
-            del self.alerts[alert.fingerprint]
+            self._remove(alert)
             self.changed[alert.fingerprint] = alert
         elif current is None:
             self.changed.setdefault(alert.fingerprint, alert)
@@ -286,7 +315,7 @@ class Evaluator:
             alert = Alert(fp, full.get("alertname", "external"), "prometheus", full,
                           dict(annotations), PENDING, now, resolve_after=self.ruleset.resolve_after,
                           active_since=starts_at or now)
-            self.alerts[fp] = alert
+            self._put(alert)
             self.transitions.append((alert, PENDING, now))
             self._fire(alert, now)
         alert.annotations = dict(annotations)

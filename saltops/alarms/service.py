@@ -100,6 +100,7 @@ class AlarmService:
         self._last_prune = 0.0
         self._events_pending = False
         self.last_batch_at = None
+        self.bus_reader = None
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self):
@@ -144,6 +145,13 @@ class AlarmService:
 
     def submit_alertmanager(self, alerts):
         self.queue.append((None, alerts))
+
+    def read_bus(self, opts):
+        """Start reading the master event bus of ``opts`` (:class:`saltops.alarms.bus.BusReader`)."""
+        from saltops.alarms.bus import BusReader
+
+        self.bus_reader = BusReader(opts, self.submit_event, self.submit_garbage, self.stopping).start()
+        return self.bus_reader
 
     def submit_garbage(self, error=None):
         """A bus frame that could not even be decoded: counted as ``garbage``."""
@@ -378,15 +386,15 @@ class AlarmService:
                                   value=c.notifications)
         active = GaugeMetricFamily("saltops_alarms", "Alarms in memory by state and severity",
                                    labels=["state", "severity"])
-        counts = {}
-        for alert in list(self.pipeline.evaluator.alerts.values()):
-            key = (alert.state, alert.labels.get("severity", ""))
-            counts[key] = counts.get(key, 0) + 1
-        for (state, sev), count in sorted(counts.items()):
+        for (state, sev), count in sorted(self.pipeline.evaluator.counts().items()):
             active.add_metric([state, sev], count)
         yield active
         yield GaugeMetricFamily("saltops_alarm_groups", "Aggregation groups", value=len(self.pipeline.dispatcher.groups))
         yield GaugeMetricFamily("saltops_alarm_queue", "Events waiting in the engine queue", value=len(self.queue))
+        if self.bus_reader is not None:
+            yield CounterMetricFamily("saltops_alarm_bus_reconnects",
+                                      "Event bus subscriptions lost and opened again (events in between are lost)",
+                                      value=self.bus_reader.reconnects)
         yield GaugeMetricFamily("saltops_notifications_in_flight", "Notifications being delivered",
                                 value=self.deliverer.pending())
         try:

@@ -71,7 +71,7 @@ def master_config(tmp, receivers, db_url, port, rate):
                   "repeat_interval": "1h"},
         # New alarms are listed first; a message lists what one group_interval brings, with room to spare,
         # so that every alarm is named in the message that announces it (latency is measured on that).
-        "receivers": {"ops": {"channels": ["hook"], "max_alerts": max(2000, int(rate * 2))}},
+        "receivers": {"ops": {"channels": ["hook"], "max_alerts": max(2000, int(rate))}},
     }
     (tmp / "rules.yml").write_text(yaml.safe_dump(rules))
     return {

@@ -1,5 +1,6 @@
 """What time does to alarms, now that a tick only looks at what is due: every deadline still fires
-exactly when it should, however the alert or host got there (samples, restarts, reloads, Alertmanager)."""
+exactly when it should, however the alert or host got there (samples, restarts, reloads, Alertmanager).
+Every tick also checks that the alarms gauge, counted as alerts change, equals a walk over them."""
 
 from alarms_testkit import BASE_RULES, disk, make_ruleset
 
@@ -10,7 +11,14 @@ def run(p, clock, now, events=()):
     clock.now = now
     for tag, data in events:
         p.event(tag, data)
-    return p.tick(now)
+    batch = p.tick(now)
+    # The alarms gauge is counted as alerts change; it must always equal a walk over them.
+    walked = {}
+    for alert in p.evaluator.alerts.values():
+        key = (alert.state, alert.labels.get("severity", ""))
+        walked[key] = walked.get(key, 0) + 1
+    assert p.evaluator.counts() == walked
+    return batch
 
 
 def events_of(batch, rule=None):

@@ -9,7 +9,13 @@ from saltops.alarms.silence import FOREVER, Silence
 def run(p, now, events=()):
     for tag, data in events:
         p.event(tag, data)
-    return p.tick(now)
+    batch = p.tick(now)
+    walked = {}
+    for alert in p.evaluator.alerts.values():
+        key = (alert.state, alert.labels.get("severity", ""))
+        walked[key] = walked.get(key, 0) + 1
+    assert p.evaluator.counts() == walked  # the alarms gauge, counted as alerts change
+    return batch
 
 
 def notes(batch):
