@@ -3,10 +3,10 @@
 The roles whose daemons would collide with this machine's own services (MariaDB on
 3306, Redis on 6379) are applied for real inside such a host:
 
-* **The root** is a ``debootstrap --variant=minbase`` Debian 12 with Python, curl,
-  iproute2 and procps, plus Salt (the same version as this checkout's virtualenv)
-  and pytest-testinfra in a virtualenv at ``/opt/salt``.  Building it takes about a
-  minute; the result is kept as a tarball under the test cache
+* **The root** is a ``debootstrap --variant=minbase`` Debian 12 with sysvinit,
+  Python, curl, iproute2 and procps, plus Salt (the same version as this checkout's
+  virtualenv) and pytest-testinfra in a virtualenv at ``/opt/salt``.  Building it
+  takes about 90 s; the result is kept as a tarball under the test cache
   (``/var/cache/saltops-test`` or ``$SALTOPS_TEST_CACHE``), named by a hash of
   everything that goes into it, and rebuilt when missing.  Every run unpacks a fresh
   copy, so nothing one run installs is seen by the next.
