@@ -1,13 +1,25 @@
-"""Ingest: turn a master-bus event into a trusted :class:`Sample`, or reject it.
+"""Ingest: turn a master-bus event into a :class:`Sample` of one host, or reject it.
 
-Trust (see docs/alarms.md): the host of a sample is the minion id in the
-event *data* (``id``), which is what the master's request server checked
-for the load a minion sent.  The tag is free text, so a beacon event whose tag
-names another minion than its ``id`` is a forgery and is rejected, as is an
-event for a minion whose key the master has not accepted, an event that is
-not a mapping, or one too large or too deeply nested.  Every rejection has a
-reason, counted by the caller; nothing here raises anything but
-:class:`Rejected`.
+Trust (see docs/alarms.md, "Trust"): the host of a sample is the minion id in
+the event *data* (``id``), never the tag.  How much that id is worth depends
+on how the event reached the bus, as measured in Salt 3008.4:
+
+* a single event a minion sends (``event.send``, job returns, minion start)
+  is fired as the whole request load, whose ``id`` the request server checked
+  against the minion's signature: authenticated;
+* beacon events arrive in a batch, and the master fires each one's data as
+  the minion wrote it: ``id`` is a *claim* (an honest minion writes its own);
+* anything with access to the master bus can fire any tag with any data.
+
+So this module checks what can be checked: an event whose tag names another
+minion than its ``id`` is rejected (``id_mismatch``: catches a minion using
+``event.send`` on a victim's tag, since its authenticated id then differs),
+as is an id that is not a valid minion id (``bad_id``), one whose key the
+master has not accepted (``unknown_minion``), data that is not a mapping,
+too large or too deeply nested.  A compromised minion that writes a victim's
+id consistently into a batched beacon event's tag and data is *not* caught:
+Salt does not say who sent a batched event.  Every rejection has a reason,
+counted by the caller; nothing here raises anything but :class:`Rejected`.
 """
 
 import os

@@ -1,11 +1,14 @@
 """A real beacon on a real minion raises a real alarm, delivered to local receivers.
 
-Also through the real master: forged events rejected and counted, the alarm runner,
-and a master restart that keeps the firing alarm and sends no duplicate.
+Also through the real master: forged events rejected and counted, what a batched beacon
+event's unauthenticated id lets a minion claim, the alarm runner, and a master restart that
+keeps the firing alarm and sends no duplicate.
 """
 
 import json
+import shutil
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import MINION, wait_for
@@ -98,6 +101,53 @@ def test_forged_events_through_the_real_master_are_rejected(alarm_env):
     run = alarm_env["master"].salt_run_cli(timeout=60)
     hosts = {a["labels"]["host"] for a in run.run("alarm.list", state="all").data}
     assert hosts == {MINION}
+
+
+VICTIM = "alarm-db01.lab.saltops"
+
+
+def test_batched_beacon_events_carry_an_unauthenticated_id(alarm_env, receivers):
+    """What the engine can and cannot tell about a beacon batch (Salt 3008.4).
+
+    A minion sends beacon events to the master in a batch, and the master fires each event's data
+    as the minion wrote it: ``data.id`` is a claim.  Anything on a minion that can write to its
+    local event bus can hand the minion such a batch (``__beacons_return``).  The engine rejects a
+    batch whose tag and id disagree or whose id has no accepted key, but a consistent claim to be
+    another accepted minion is taken as that minion: the documented limit of the trust model.
+    """
+    master = alarm_env["master"]
+    port = alarm_env["port"]
+    pki = Path(master.config["pki_dir"]) / "minions"
+    shutil.copy(pki / MINION, pki / VICTIM)  # a second accepted minion, the one being impersonated
+    call = alarm_env["minion"].salt_call_cli(timeout=60)
+    run = master.salt_run_cli(timeout=60)
+
+    def batch(tag, data):
+        ret = call.run("event.fire", data={"beacons": [{"tag": tag, "data": data}]}, tag="__beacons_return")
+        assert ret.returncode == 0 and ret.data is True, ret
+
+    def rejected(reason):
+        return metric(port, f'saltops_alarm_events_rejected_total{{reason="{reason}"}}')
+
+    def claimed(state="firing"):
+        return [a for a in run.run("alarm.list", state=state).data if a["labels"]["host"] == VICTIM]
+
+    try:
+        mismatch, unknown = rejected("id_mismatch"), rejected("unknown_minion")
+        batch(f"salt/beacon/{VICTIM}/load/", {"id": MINION, "1m": 5000.0})
+        assert wait_for(lambda: rejected("id_mismatch") > mismatch, 60)
+        batch("salt/beacon/ghost02.lab.saltops/load/", {"id": "ghost02.lab.saltops", "1m": 5000.0})
+        assert wait_for(lambda: rejected("unknown_minion") > unknown, 60)
+        batch(f"salt/beacon/{VICTIM}/load/", {"id": VICTIM, "1m": 5000.0})
+        (alarm,) = wait_for(claimed, 60)
+        assert alarm["rule"] == "LoadHigh" and alarm["value"] == 5000.0
+    finally:
+        # The claim resolves like any alarm; leave no firing alarm behind for the next test.
+        batch(f"salt/beacon/{VICTIM}/load/", {"id": VICTIM, "1m": 0.0})
+        assert wait_for(lambda: not claimed(), 60)
+        assert wait_for(lambda: [a for g in receivers.of("hook") for a in g["body"]["alerts"]
+                                 if a["labels"]["host"] == VICTIM and a["status"] == "resolved"], 60)
+        (pki / VICTIM).unlink()
 
 
 def test_master_restart_keeps_the_alarm_and_sends_no_duplicate(alarm_env, receivers):
