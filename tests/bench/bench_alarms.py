@@ -63,7 +63,7 @@ def pct(values, p):
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def master_config(tmp, receivers, db_url, port, rate):
+def master_config(tmp, receivers, db_url, port, rate, bus_queue=0):
     rules = {
         "rules": [{"name": "DiskFull", "beacon": "diskusage", "field": "diskusage", "threshold": 90,
                    "key": ["mount"]}],
@@ -71,10 +71,12 @@ def master_config(tmp, receivers, db_url, port, rate):
                   "repeat_interval": "1h"},
         # New alarms are listed first; a message lists what one group_interval brings, with room to spare,
         # so that every alarm is named in the message that announces it (latency is measured on that).
-        "receivers": {"ops": {"channels": ["hook"], "max_alerts": max(2000, int(rate))}},
+        "receivers": {"ops": {"channels": ["hook"], "max_alerts": max(2000, int(rate * 2))}},
     }
     (tmp / "rules.yml").write_text(yaml.safe_dump(rules))
+    extra = {"pub_server_write_queue_size": bus_queue} if bus_queue else {}
     return {
+        **extra,
         "id": "bench-master",
         "root_dir": str(tmp),
         "pki_dir": str(tmp / "pki"),
@@ -187,7 +189,7 @@ def load_average():
 class Master:
     """A salt-master with the engine and the reactor, on a database of its own."""
 
-    def __init__(self, db, rate):
+    def __init__(self, db, rate, bus_queue=0):
         self.tmp = Path(tempfile.mkdtemp(prefix="sob-", dir="/tmp"))
         self.receivers = Receivers().start()
         self.database = None
@@ -199,7 +201,7 @@ class Master:
         else:
             db_url = f"sqlite:///{self.tmp / 'saltops.db'}"
         self.port = free_port()
-        self.conf = master_config(self.tmp, self.receivers, db_url, self.port, rate)
+        self.conf = master_config(self.tmp, self.receivers, db_url, self.port, rate, bus_queue)
         self.conf_path = str(self.tmp / "master")
         Path(self.conf_path).write_text(yaml.safe_dump(self.conf))
         with open(self.tmp / "master.out", "wb") as out:  # the child keeps its own copy of the descriptor
@@ -292,6 +294,7 @@ def run_engine(master, db, rate, seconds, firers):
     watcher.join(30)
     stop_watch.set()
     accepted = int(metric(port, "saltops_alarm_events_accepted_total") - accepted_before)
+    reconnects = int(metric(port, "saltops_alarm_bus_reconnects_total"))
     first = min(sent.values()) if sent else float("nan")
     span = ingested.get("done", float("nan")) - first
     lat = [seen[f"bh{i:06d}"] - t0 for i, t0 in sent.items() if f"bh{i:06d}" in seen]
@@ -300,7 +303,7 @@ def run_engine(master, db, rate, seconds, firers):
             "lost": n - accepted, "rate": accepted / span if accepted and not math.isnan(span) else 0.0,
             "p50": pct(lat, 50), "p99": pct(lat, 99), "notifications": len(hooks),
             "truncated": sum(g["body"]["truncatedAlerts"] for g in hooks), "fire_seconds": info["seconds"],
-            "fire_failed": info["failed"], "load": load}
+            "fire_failed": info["failed"], "fire_late": info["max_late"], "reconnects": reconnects, "load": load}
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -337,6 +340,8 @@ def main():
     parser.add_argument("--runs", type=int, default=1, help="engine phases per database; medians are reported")
     parser.add_argument("--firers", type=int, default=0,
                         help="processes firing events (default: one per 600 events/s)")
+    parser.add_argument("--bus-queue", type=int, default=0,
+                        help="the master's pub_server_write_queue_size (default: Salt's own, 10,000)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     dbs = [d.strip() for d in args.db.split(",") if d.strip()]
@@ -345,14 +350,15 @@ def main():
     firers = args.firers or max(1, math.ceil(args.rate / 600))
 
     print(f"alarm ingestion benchmark: {args.rate:.0f} events/s offered by {firers} firing process(es), "
-          f"{args.seconds:.0f} s per engine phase, {args.runs} run(s) on {', '.join(dbs)}; "
+          f"{args.seconds:.0f} s per engine phase, {args.runs} run(s) on {', '.join(dbs)}, "
+          f"pub_server_write_queue_size {args.bus_queue or 'default'}; "
           f"{os.cpu_count()} CPUs, load average {load_average():.1f} at start", flush=True)
     print(COLUMNS, flush=True)
     baseline = None
     engines = {db: [] for db in dbs}
     for run in range(args.runs):
         for db in dbs:
-            master = Master(db, args.rate)
+            master = Master(db, args.rate, args.bus_queue)
             try:
                 if baseline is None and args.baseline_seconds > 0:
                     baseline = run_baseline(master, args.rate, args.baseline_seconds, firers)
@@ -361,7 +367,8 @@ def main():
             finally:
                 master.stop()
             engines[db].append(result)
-            print(row(result) + f"   run {run + 1}, +{result['truncated']} truncated", flush=True)
+            print(row(result) + f"   run {run + 1}: +{result['truncated']} truncated, {result['reconnects']} bus "
+                  f"reconnects, firing took {result['fire_seconds']:.1f} s", flush=True)
 
     print(f"\nmedians over {args.runs} run(s); load average {load_average():.1f} at the end", flush=True)
     print(COLUMNS)
