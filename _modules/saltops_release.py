@@ -154,8 +154,19 @@ def _float(settings, key, minimum=0.0):
     return value
 
 
-def _settings(app, settings=None):
-    """The app's settings: defaults < pillar ``cmdb:apps:<app>`` < ``settings``."""
+def _settings(app, settings=None, settings_by_host=None):
+    """The app's settings: defaults < pillar ``cmdb:apps:<app>`` < ``settings``.
+
+    ``settings_by_host`` (``{minion id: settings}``) lets one publication carry
+    the settings of many hosts that differ: this minion takes its own entry.
+    """
+    if settings_by_host is not None:
+        if not isinstance(settings_by_host, dict):
+            raise SaltInvocationError("settings_by_host must map minion ids to settings")
+        minion_id = __opts__.get("id")
+        if minion_id not in settings_by_host:
+            raise SaltInvocationError(f"settings_by_host has no entry for this minion ({minion_id})")
+        settings = settings_by_host[minion_id]
     merged = dict(DEFAULTS)
     base = __opts__.get("saltops_release_base")
     if base:
@@ -661,7 +672,7 @@ def _common(app, version=None):
 # --------------------------------------------------------------------------- public
 
 
-def stage(app, version, artifact, sha256, settings=None, saltenv="base"):
+def stage(app, version, artifact, sha256, settings=None, saltenv="base", settings_by_host=None):
     """
     Fetch an artifact, verify its sha256 and unpack it into ``releases/<version>``.
 
@@ -680,7 +691,7 @@ def stage(app, version, artifact, sha256, settings=None, saltenv="base"):
         raise SaltInvocationError("artifact must be an http(s)://, salt://, file:// URL or an absolute path")
     if not isinstance(sha256, str) or not _SHA256.match(sha256):
         raise SaltInvocationError("sha256 must be 64 hexadecimal characters")
-    conf = _settings(app, settings)
+    conf = _settings(app, settings, settings_by_host)
     report = _Report(app, version)
     try:
         with _app_lock(app, conf):
@@ -691,7 +702,7 @@ def stage(app, version, artifact, sha256, settings=None, saltenv="base"):
     return report.finish()
 
 
-def switch(app, version, settings=None, reason="deploy", slot=None):
+def switch(app, version, settings=None, reason="deploy", slot=None, settings_by_host=None):
     """
     Make a staged release live: pre_hook, atomic ``current`` switch, restart,
     health probe, post_hook, then prune to the last ``keep`` releases.
@@ -709,7 +720,7 @@ def switch(app, version, settings=None, reason="deploy", slot=None):
     """
     version = _common(app, version)
     slot = _check_slot(slot) if slot is not None else None
-    conf = _settings(app, settings)
+    conf = _settings(app, settings, settings_by_host)
     report = _Report(app, version)
     try:
         with _app_lock(app, conf):
@@ -745,7 +756,7 @@ def deploy(app, version, artifact, sha256, settings=None, saltenv="base"):
     return report.finish()
 
 
-def rollback(app, to=None, settings=None, slot=None):
+def rollback(app, to=None, settings=None, slot=None, settings_by_host=None):
     """
     Switch back to an earlier release that is still on disk.
 
@@ -761,7 +772,7 @@ def rollback(app, to=None, settings=None, slot=None):
     """
     _check_name("app", app, _NAME)
     slot = _check_slot(slot) if slot is not None else None
-    conf = _settings(app, settings)
+    conf = _settings(app, settings, settings_by_host)
     app_dir = _app_dir(app, conf)
     report = _Report(app, None)
     try:
@@ -795,7 +806,7 @@ def rollback(app, to=None, settings=None, slot=None):
     return report.finish()
 
 
-def install_slot(app, version, slot, settings=None):
+def install_slot(app, version, slot, settings=None, settings_by_host=None):
     """
     Blue/green: point ``slots/<slot>`` at a staged release, restart that slot's
     service and health-check it on the slot's port. The live slot is untouched.
@@ -808,7 +819,7 @@ def install_slot(app, version, slot, settings=None):
     """
     version = _common(app, version)
     slot = _check_slot(slot)
-    conf = _settings(app, settings)
+    conf = _settings(app, settings, settings_by_host)
     port = _slot_port(conf, slot)
     app_dir = _app_dir(app, conf)
     dest = _release_dir(app, version, conf)
@@ -843,7 +854,7 @@ def install_slot(app, version, slot, settings=None):
     return report.finish()
 
 
-def set_active(app, slot, settings=None):
+def set_active(app, slot, settings=None, settings_by_host=None):
     """
     Blue/green: make ``slot`` the live one on this host (``current`` ->
     ``slots/<slot>``, atomic). No restart: both slots keep running.
@@ -856,7 +867,7 @@ def set_active(app, slot, settings=None):
     """
     _check_name("app", app, _NAME)
     slot = _check_slot(slot)
-    conf = _settings(app, settings)
+    conf = _settings(app, settings, settings_by_host)
     app_dir = _app_dir(app, conf)
     report = _Report(app, None)
     report.data["slot"] = slot
@@ -885,7 +896,7 @@ def set_active(app, slot, settings=None):
     return report.finish()
 
 
-def health(app, version=None, slot=None, settings=None):
+def health(app, version=None, slot=None, settings=None, settings_by_host=None):
     """
     Probe the app's health URL (with the configured timeout and retries).
 
@@ -897,7 +908,7 @@ def health(app, version=None, slot=None, settings=None):
         salt web01 saltops_release.health shop slot=green
     """
     version = _common(app, version)
-    conf = _settings(app, settings)
+    conf = _settings(app, settings, settings_by_host)
     port = None
     if slot is not None:
         port = _slot_port(conf, _check_slot(slot))

@@ -1,8 +1,10 @@
 """Running the minion module on many hosts through Salt's LocalClient.
 
-Hosts with the same CMDB app settings share one published job (in chunks of
-``chunk_size``); all jobs of a call are published first and their returns
-gathered together, so a call takes as long as its slowest host.  A host that
+A call is one published job per ``chunk_size`` hosts: with the app's
+settings when every host has the same, else with each host's own under
+``settings_by_host`` (the minion takes its entry).  All jobs of a call are
+published first and their returns gathered together, so a call takes as long
+as its slowest host.  A host that
 has not answered when Salt gives up on it (``return_timeout`` plus Salt's
 ``saltutil.find_job`` check), or when ``timeout`` passes, is reported as
 ``None``: the engine counts it as failed.
@@ -66,23 +68,34 @@ class LocalExecutor:
         for name in hostnames:
             key = json.dumps(settings_by_host.get(name) or {}, sort_keys=True)
             groups.setdefault(key, []).append(name)
-        iters = []
-        for key, names in groups.items():
+        jobs = []
+        if len(groups) == 1:
+            # One set of settings for every host: it travels once per publication.
+            ((key, names),) = groups.items()
+            for start in range(0, len(names), self.chunk_size):
+                jobs.append((names[start : start + self.chunk_size], {"settings": json.loads(key)}))
+        else:
+            # Settings that differ: one publication per chunk carries each host's own
+            # (the same bytes as one publication per host, without their per-job cost).
+            names = list(hostnames)
             for start in range(0, len(names), self.chunk_size):
                 chunk = names[start : start + self.chunk_size]
-                pub = self._publish(chunk, fun, args, dict(kwargs or {}, settings=json.loads(key)))
-                if pub is None:
-                    continue
-                iters.append(
-                    self.client.get_iter_returns(
-                        pub["jid"],
-                        set(pub.get("minions") or chunk),
-                        timeout=self.return_timeout,
-                        tgt=chunk,
-                        tgt_type="list",
-                        block=False,
-                    )
+                jobs.append((chunk, {"settings_by_host": {n: settings_by_host.get(n) or {} for n in chunk}}))
+        iters = []
+        for chunk, extra in jobs:
+            pub = self._publish(chunk, fun, args, dict(kwargs or {}, **extra))
+            if pub is None:
+                continue
+            iters.append(
+                self.client.get_iter_returns(
+                    pub["jid"],
+                    set(pub.get("minions") or chunk),
+                    timeout=self.return_timeout,
+                    tgt=chunk,
+                    tgt_type="list",
+                    block=False,
                 )
+            )
         return list(hostnames), iters, time.monotonic()
 
     def gather(self, handle, timeout):

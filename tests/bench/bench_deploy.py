@@ -65,7 +65,10 @@ def fleet(salt_master, cmdb_store, bench_dir):
     records = []
     for i, name in enumerate(names):
         apps = {
-            f"b{k}": kit.app_settings(os.path.join(bench_dir, "hosts", name), kit.free_port(), keep=2)
+            # A generous health probe: on a loaded machine a restart may take seconds.
+            f"b{k}": kit.app_settings(
+                os.path.join(bench_dir, "hosts", name), kit.free_port(), keep=2, health_retries=150
+            )
             for k in SIZES
             if i < k
         }
@@ -131,7 +134,14 @@ def _run_side(master, side, app, hosts, batch, version, url, digest):
 
 def _explain(master, ret):
     """What went wrong with a run (salt-run --quiet prints nothing): its output and the last deploy."""
-    last = _salt_run(master, "deploy.history", "limit=1")
+    cmd = [
+        str(BIN / "salt-run"),
+        f"--config-dir={master.config_dir}",
+        "--out=json",
+        "deploy.history",
+        "limit=1",
+    ]
+    last = subprocess.run(cmd, capture_output=True, text=True, check=False)
     return f"{ret.stdout}{ret.stderr}\nlast deploy: {last.stdout}"
 
 

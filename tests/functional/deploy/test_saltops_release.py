@@ -287,3 +287,41 @@ def test_install_slot_without_slots_setting_is_refused(caller, app_base):
     with pytest.raises(SaltInvocationError, match="blue/green needs the setting slots"):
         caller.cmd("saltops_release.install_slot", "shop", "1.0", "green", settings={"base": app_base})
     assert not os.path.exists(os.path.join(app_base, "shop", "slots"))
+
+
+def test_settings_by_host_picks_this_minions_entry(caller, artifacts, app_base):
+    # One publication carries the settings of hosts that differ; each minion takes its own.
+    mine = _settings(app_base)
+    other = _settings(os.path.join(app_base, "elsewhere"))
+    url, digest = _build(artifacts, "1.0")
+    by_host = {"func-minion": mine, "web99.example.com": other}
+    staged = caller.cmd("saltops_release.stage", "shop", "1.0", url, digest, settings_by_host=by_host)
+    assert staged["result"] is True, staged
+    switched = caller.cmd("saltops_release.switch", "shop", "1.0", settings_by_host=by_host)
+    assert switched["result"] is True, switched
+    assert _serving(mine) == (200, "ok 1.0")
+    assert not os.path.exists(os.path.join(app_base, "elsewhere"))
+    with pytest.raises(SaltInvocationError, match=r"no entry for this minion \(func-minion\)"):
+        caller.cmd("saltops_release.health", "shop", settings_by_host={"web99.example.com": other})
+
+
+def test_switch_into_a_slot(caller, artifacts, app_base):
+    # A rolling deploy of a blue/green app: the release goes into the live slot, on its port.
+    settings = _settings(app_base, slots={"blue": kit.free_port(), "green": kit.free_port()})
+    for version in ("1.0", "2.0"):
+        url, digest = _build(artifacts, version)
+        assert caller.cmd("saltops_release.stage", "shop", version, url, digest, settings=settings)["result"]
+    one = caller.cmd("saltops_release.switch", "shop", "1.0", settings=settings, slot="green")
+    assert one["result"] is True and one["slot"] == "green", one
+    assert kit.get(f"http://127.0.0.1:{settings['slots']['green']}/healthz") == (200, "ok 1.0")
+    two = caller.cmd("saltops_release.switch", "shop", "2.0", settings=settings, slot="green")
+    assert two["result"] is True and two["previous"] == "1.0", two
+    assert kit.get(f"http://127.0.0.1:{settings['slots']['green']}/healthz") == (200, "ok 2.0")
+    status = caller.cmd("saltops_release.status", "shop", settings=settings)
+    assert status["current"] == "2.0" and status["active_slot"] == "green"
+    assert os.readlink(os.path.join(app_base, "shop", "current")) == "slots/green"
+    back = caller.cmd("saltops_release.rollback", "shop", settings=settings, slot="green")
+    assert back["result"] is True and back["version"] == "1.0", back
+    assert kit.get(f"http://127.0.0.1:{settings['slots']['green']}/healthz") == (200, "ok 1.0")
+    with pytest.raises(SaltInvocationError, match="slot must be one of blue, green"):
+        caller.cmd("saltops_release.switch", "shop", "2.0", settings=settings, slot="red")
