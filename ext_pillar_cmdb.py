@@ -31,6 +31,7 @@ try:
     from saltops.cmdb import outage as _outage
     from saltops.cmdb import pillar as _pillar
     from saltops.cmdb import snapshot as _snapshot
+    from saltops.deploy import slots as _slots
     from saltops.errors import SaltOpsError
 
     _IMPORT_ERROR = None
@@ -74,4 +75,4 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
         view = cache.current()
     except SaltOpsError as err:
         raise CommandExecutionError(f"SaltOps CMDB pillar: {err}") from err
-    return _pillar.build(minion_id, view, conf["cmdb"]["lb_serves"])
+    return _pillar.build(minion_id, view, conf["cmdb"]["lb_serves"], slots_source=_slots.for_snapshot_cache(cache))

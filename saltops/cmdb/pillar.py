@@ -38,24 +38,13 @@ def unknown(minion_id, view):
     }
 
 
-def _live_slots(view):
-    """The :class:`saltops.deploy.slots.LiveSlots` of the snapshot cache that produced ``view``."""
-    from saltops.cmdb import snapshot
-    from saltops.deploy import slots
-
-    for cache in list(snapshot._CACHES.values()):
-        if cache._snapshot is view.snapshot:
-            return slots.for_snapshot_cache(cache)
-    return None
-
-
-def build(minion_id, view, lb_serves, live_slots=None):
+def build(minion_id, view, lb_serves, live_slots=None, slots_source=None):
     """The pillar keys SaltOps adds for ``minion_id`` (``{"cmdb": ..., "cmdb_lb": ..., "deploy_slots": ...}``).
 
-    ``live_slots`` is ``{env: {app: {"active": slot}}}``; by default it comes
-    from the :class:`~saltops.deploy.slots.LiveSlots` of the snapshot cache
-    that made ``view`` (read again only when the CMDB version moved).  A view
-    made by hand (tests) without ``live_slots`` gets no ``deploy_slots`` key.
+    ``live_slots`` is ``{env: {app: {"active": slot}}}``; the external pillar
+    passes ``slots_source`` instead, the :class:`~saltops.deploy.slots.LiveSlots`
+    of the snapshot cache that made ``view`` (read again only when the CMDB
+    version moved).  With neither, there is no ``deploy_slots`` key.
     """
     snap = view.snapshot
     record = snap.record(minion_id) if isinstance(minion_id, str) else None
@@ -75,7 +64,7 @@ def build(minion_id, view, lb_serves, live_slots=None):
             "env": record.get("env"),
             "backends": snap.backends(served, record.get("env")),
         }
-    source = _live_slots(view) if live_slots is None else None
+    source = slots_source if live_slots is None else None
     if not balancers:
         if source is not None:
             # Keep this worker's copy current (one query per CMDB change, none per

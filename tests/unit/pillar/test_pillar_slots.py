@@ -18,6 +18,11 @@ def live_cache(store, sqlite_url, tmp_path):
     snapshot.forget_caches()
 
 
+def render(cache, minion_id, view=None):
+    """The pillar as ext_pillar_cmdb builds it: the cache's view and its live slots."""
+    return build(minion_id, view or cache.current(), LB_SERVES, slots_source=slots.for_snapshot_cache(cache))
+
+
 def _flip(store, app, env, slot):
     with store.begin() as conn:
         return slots.record(conn, app, env, slot, {slot: "1.0"} if slot else {}, 1, "tests")
@@ -31,16 +36,16 @@ def test_balancers_get_the_live_slots_of_their_env(store, live_cache):
         host("lb01.example.com", roles=["base", "lb"]),
         host("lb09.example.com", roles=["base", "lb"], env="staging"),
     )
-    lb = build("lb01.example.com", live_cache.current(), LB_SERVES)
+    lb = render(live_cache, "lb01.example.com")
     assert lb["deploy_slots"] == {}
     version = _flip(store, "shop", "prod", "green")
     _flip(store, "shop", "staging", "blue")
     view = live_cache.current()
     assert view.snapshot.version == version + 1
-    assert build("lb01.example.com", view, LB_SERVES)["deploy_slots"] == {"shop": {"active": "green"}}
-    assert build("lb09.example.com", view, LB_SERVES)["deploy_slots"] == {"shop": {"active": "blue"}}
+    assert render(live_cache, "lb01.example.com", view)["deploy_slots"] == {"shop": {"active": "green"}}
+    assert render(live_cache, "lb09.example.com", view)["deploy_slots"] == {"shop": {"active": "blue"}}
     # Not on other hosts: only balancers route traffic.
-    assert "deploy_slots" not in build("web01.example.com", view, LB_SERVES)
+    assert "deploy_slots" not in render(live_cache, "web01.example.com", view)
 
 
 def test_the_slots_cost_no_query_per_render(store, live_cache, sqlite_url):
@@ -48,14 +53,14 @@ def test_the_slots_cost_no_query_per_render(store, live_cache, sqlite_url):
     _flip(store, "shop", "prod", "blue")
     source = slots.for_snapshot_cache(live_cache)
     for _ in range(5):
-        assert build("lb01.example.com", live_cache.current(), LB_SERVES)["deploy_slots"] == {
+        assert render(live_cache, "lb01.example.com")["deploy_slots"] == {
             "shop": {"active": "blue"}
         }
-        build("web01.example.com", live_cache.current(), LB_SERVES)
+        render(live_cache, "web01.example.com")
     assert source.reads == 1
     _flip(store, "shop", "prod", "green")
     for _ in range(3):
-        assert build("lb01.example.com", live_cache.current(), LB_SERVES)["deploy_slots"] == {
+        assert render(live_cache, "lb01.example.com")["deploy_slots"] == {
             "shop": {"active": "green"}
         }
     assert source.reads == 2
@@ -65,7 +70,7 @@ def test_a_balancer_first_rendered_during_an_outage_keeps_the_slots(store, live_
     write(store, host("web01.example.com"), host("lb01.example.com", roles=["base", "lb"]))
     _flip(store, "shop", "prod", "green")
     # A web host's render reads the slots too (once per change), so this worker has them...
-    build("web01.example.com", live_cache.current(), LB_SERVES)
+    render(live_cache, "web01.example.com")
     # ...when the database goes away before any balancer render.
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
@@ -73,4 +78,4 @@ def test_a_balancer_first_rendered_during_an_outage_keeps_the_slots(store, live_
     engine.dispose()
     view = live_cache.current()
     assert view.stale is True
-    assert build("lb01.example.com", view, LB_SERVES)["deploy_slots"] == {"shop": {"active": "green"}}
+    assert render(live_cache, "lb01.example.com", view)["deploy_slots"] == {"shop": {"active": "green"}}
