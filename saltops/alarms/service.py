@@ -52,6 +52,9 @@ class _Figures:
                                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.db_errors = metrics.counter("saltops_alarm_store_errors_total",
                                          "Write-behind transactions that failed (retried)")
+        self.write_time = metrics.histogram("saltops_alarm_write_seconds",
+                                            "Time of one write-behind transaction (a tick's batch, or merged ones)",
+                                            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.http_rejects = metrics.counter("saltops_alarm_webhook_rejected_total",
                                             "Alertmanager webhook requests refused", ["reason"])
         self.rules_errors = metrics.counter("saltops_alarm_rules_reload_errors_total",
@@ -243,6 +246,7 @@ class AlarmService:
     def _committed(self, queued, pending):
         """In the writer thread, after a commit: deliver, announce, prune."""
         self.last_batch_at = pending.now
+        self.figures.write_time.observe(self.writer.last_seconds)
         if pending.events:
             self._events_pending = True
         if queued:
@@ -391,6 +395,9 @@ class AlarmService:
         yield active
         yield GaugeMetricFamily("saltops_alarm_groups", "Aggregation groups", value=len(self.pipeline.dispatcher.groups))
         yield GaugeMetricFamily("saltops_alarm_queue", "Events waiting in the engine queue", value=len(self.queue))
+        yield CounterMetricFamily("saltops_alarm_writes_merged",
+                                  "Batches merged into the next write because the database was busy or down",
+                                  value=self.writer.merged)
         if self.bus_reader is not None:
             yield CounterMetricFamily("saltops_alarm_bus_reconnects",
                                       "Event bus subscriptions lost and opened again (events in between are lost)",

@@ -40,6 +40,7 @@ class WriteBehind:
         self.commits = 0
         self.merged = 0  # batches that were merged into another before being written
         self.failures = 0
+        self.last_seconds = 0.0  # how long the last successful transaction took
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="saltops-alarms-writer", daemon=True)
@@ -107,6 +108,7 @@ class WriteBehind:
             pending = self._take()
             if pending is None:
                 return
+            started = time.monotonic()
             try:
                 queued = self._write(self.store, pending)
             except Exception as err:
@@ -124,6 +126,7 @@ class WriteBehind:
                     self._cond.wait(self.retry_delay)
                 continue
             self.commits += 1
+            self.last_seconds = time.monotonic() - started
             try:
                 if self.on_committed is not None:
                     self.on_committed(queued, pending)

@@ -333,6 +333,9 @@ def run_engine(master, db, rate, seconds, firers):
     cpu = {name: process_cpu(marker, root) - cpu_before[name] for name, marker in CPU_OF.items()}
     accepted = int(metric(port, "saltops_alarm_events_accepted_total") - accepted_before)
     reconnects = int(metric(port, "saltops_alarm_bus_reconnects_total"))
+    writes = metric(port, "saltops_alarm_write_seconds_count")
+    write_mean = metric(port, "saltops_alarm_write_seconds_sum") / writes if writes else float("nan")
+    merged = int(metric(port, "saltops_alarm_writes_merged_total"))
     first = min(sent.values()) if sent else float("nan")
     span = ingested.get("done", float("nan")) - first
     lat = [seen[f"bh{i:06d}"] - t0 for i, t0 in sent.items() if f"bh{i:06d}" in seen]
@@ -341,7 +344,7 @@ def run_engine(master, db, rate, seconds, firers):
             "lost": n - accepted, "rate": accepted / span if accepted and not math.isnan(span) else 0.0,
             "p50": pct(lat, 50), "p99": pct(lat, 99), "notifications": len(hooks),
             "truncated": sum(g["body"]["truncatedAlerts"] for g in hooks), "fire_seconds": info["seconds"],
-            "fire_failed": info["failed"], "fire_late": info["max_late"], "reconnects": reconnects, "load": load,
+            "fire_failed": info["failed"], "fire_late": info["max_late"], "reconnects": reconnects, "load": load, "write_mean": write_mean, "writes_merged": merged,
             "engine_cpu_ms_per_event": cpu["engine"] * 1000 / max(accepted, 1),
             "reactor_cpu_ms_per_event": cpu["reactor"] * 1000 / max(accepted, 1)}
 
@@ -410,7 +413,8 @@ def main():
             engines[db].append(result)
             print(row(result) + f"   run {run + 1}: +{result['truncated']} truncated, {result['reconnects']} bus "
                   f"reconnects, firing took {result['fire_seconds']:.1f} s, CPU per event: engine "
-                  f"{result['engine_cpu_ms_per_event']:.3f} ms, reactor {result['reactor_cpu_ms_per_event']:.3f} ms",
+                  f"{result['engine_cpu_ms_per_event']:.3f} ms, reactor {result['reactor_cpu_ms_per_event']:.3f} ms; "
+                  f"write-behind {result['write_mean'] * 1000:.0f} ms a transaction, {result['writes_merged']} merged",
                   flush=True)
 
     print(f"\nmedians over {args.runs} run(s); load average {load_average():.1f} at the end", flush=True)
