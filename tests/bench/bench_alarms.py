@@ -392,6 +392,12 @@ def main():
     if not dbs or any(d not in ("sqlite", "mysql") for d in dbs):
         parser.error("--db takes sqlite, mysql or sqlite,mysql")
     firers = args.firers or max(1, math.ceil(args.rate / 1000))
+    if "mysql" in dbs:
+        from tests.support import mysql
+
+        problem = mysql.server_problem()
+        if problem:
+            parser.error(f"{problem}; or pass --db sqlite")
 
     print(f"alarm ingestion benchmark: {args.rate:.0f} events/s offered by {firers} firing process(es), "
           f"{args.seconds:.0f} s per engine phase, {args.runs} run(s) on {', '.join(dbs)}, "
