@@ -4,5 +4,6 @@
 (rules: threshold and ``for``) -> ``dispatch`` (route and group) -> ``inhibit``
 and ``silence`` (mute) -> ``nflog`` (what was already sent) -> the notify
 outbox (``saltops.notify``).  ``pipeline`` ties them together in memory;
-``persist`` writes the state behind, in batched transactions.
+``persist`` writes the state behind, in batched transactions, from the
+``writer`` thread; ``bus`` reads the master event bus; ``service`` runs it all.
 """
