@@ -1,5 +1,7 @@
 """What every channel shares: configuration checks, errors, an HTTP session."""
 
+import abc
+
 import requests
 
 from saltops.errors import ValidationError
@@ -15,7 +17,7 @@ class DeliveryError(Exception):
         self.retryable = retryable
 
 
-class Channel:
+class Channel(abc.ABC):
     """Base class: ``kind`` names the type; :meth:`send` raises :class:`DeliveryError` on failure."""
 
     kind = None
@@ -43,8 +45,9 @@ class Channel:
             problems.append(f"channels.{name}.timeout: a positive number of seconds")
         return problems
 
+    @abc.abstractmethod
     def send(self, payload):
-        raise NotImplementedError
+        """Deliver one rendered notification; raise :class:`DeliveryError` when it was not taken."""
 
 
 class HttpChannel(Channel):
