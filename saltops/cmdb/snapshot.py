@@ -46,6 +46,7 @@ import sqlalchemy as sa
 
 from saltops import config
 from saltops.cmdb import repo
+from saltops.cmdb.model import FIELDS
 from saltops.cmdb.outage import OutageMarker
 from saltops.errors import StoreUnavailable
 from saltops.store.engine import get_store, make_engine
@@ -53,21 +54,9 @@ from saltops.store.engine import get_store, make_engine
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-# Fields of a record kept in the snapshot (the row's own ``version`` is dropped:
-# the pillar shows the snapshot's version).
-RECORD_FIELDS = (
-    "hostname",
-    "ip",
-    "lines",
-    "roles",
-    "platform",
-    "machine_type",
-    "idc",
-    "env",
-    "status",
-    "owner",
-    "apps",
-)
+# Fields of a record kept in the snapshot: the contract's fields (the row's own
+# ``version`` is dropped: the pillar shows the snapshot's version).
+RECORD_FIELDS = FIELDS
 BACKEND_FIELDS = ("hostname", "ip", "lines", "idc", "apps")
 
 # Defaults of the outage settings under ``saltops:cmdb`` (documented in saltops/config.py).
