@@ -117,7 +117,7 @@ _FORMATTER = string.Formatter()
 
 
 def render(template, values):
-    """Fill ``{label}`` placeholders; unknown ones are left as written."""
+    """Fill the ``{label}`` fields of a template; unknown ones are left as written."""
     try:
         parts = []
         for literal, field, spec, conv in _FORMATTER.parse(template):
