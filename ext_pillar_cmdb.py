@@ -3,8 +3,7 @@
 Gives every minion, whose id is its CMDB hostname, the pillar keys ``cmdb``
 (its record, or an explicit ``known: false`` marker) and, on balancers,
 ``cmdb_lb`` (the online backends of the role it serves).  The contract is in
-``docs/pillar.md``; the work is done by :mod:`saltops.cmdb.snapshot` and
-:mod:`saltops.cmdb.pillar`.
+``docs/pillar.md``; the work is done by :mod:`saltops.pillar`.
 
 Configuration (master config)::
 
@@ -14,7 +13,7 @@ Configuration (master config)::
     saltops:
       db_url: mysql+pymysql://saltops:secret@db.example.com/saltops
       cmdb:
-        version_check_interval: 0     # seconds between two checks of the CMDB version
+        version_check_interval: 1     # bound on how long another master's write stays unseen
         snapshot_file: /var/cache/salt/master/saltops/cmdb-snapshot.msgpack
 
 When the database cannot be read the last known good data is served with
@@ -28,11 +27,12 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
     from saltops import config as _config
-    from saltops.cmdb import outage as _outage
-    from saltops.cmdb import pillar as _pillar
-    from saltops.cmdb import snapshot as _snapshot
-    from saltops.deploy import slots as _slots
-    from saltops.errors import SaltOpsError
+    from saltops.bridge import events as _events
+    from saltops.errors import ConfigError, SaltOpsError
+    from saltops.failurelog import FailureLog
+    from saltops.pillar import build as _build
+    from saltops.pillar import cache as _cache
+    from saltops.pillar import slots as _slots
 
     _IMPORT_ERROR = None
 except Exception as _err:  # noqa: BLE001  # pylint: disable=broad-except
@@ -41,6 +41,10 @@ except Exception as _err:  # noqa: BLE001  # pylint: disable=broad-except
     _IMPORT_ERROR = _err
 
 log = logging.getLogger(__name__)
+
+# Salt logs a raising ext_pillar as a bare traceback; the reason goes in the master log
+# here (at most once a minute per worker), and in the minion's pillar `_errors`.
+_CONFIG_PROBLEMS = FailureLog(log, "the SaltOps CMDB pillar cannot run") if _IMPORT_ERROR is None else None
 
 __virtualname__ = "saltops_cmdb"
 
@@ -70,9 +74,12 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
         # Only the two keys config.load reads: Salt's opts mapping is large and
         # slow to test for truth (its len() walks every key).
         opts = __opts__  # noqa: F821
-        conf = _config.load({"saltops": opts.get("saltops"), "cachedir": opts.get("cachedir")})
-        cache = _snapshot.cache_for(conf, fire=_outage.master_fire(opts))
+        conf = _config.load_cached({"saltops": opts.get("saltops"), "cachedir": opts.get("cachedir")})
+        cache = _cache.cache_for(conf, fire=_events.master_fire(opts))
         view = cache.current()
+    except ConfigError as err:
+        _CONFIG_PROBLEMS.failed(err)
+        raise CommandExecutionError(f"SaltOps CMDB pillar: {err}") from err
     except SaltOpsError as err:
         raise CommandExecutionError(f"SaltOps CMDB pillar: {err}") from err
-    return _pillar.build(minion_id, view, conf["cmdb"]["lb_serves"], slots_source=_slots.for_snapshot_cache(cache))
+    return _build.build(minion_id, view, conf["cmdb"]["lb_serves"], slots_source=_slots.for_snapshot_cache(cache))

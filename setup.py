@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Top-level trees shipped inside the package (see saltops/paths.py).
-TREES = ("_runners", "_modules", "_engines", "_pillar", "states", "pillar", "reactor", "salt")
+TREES = ("_runners", "_modules", "_engines", "_pillar", "_output", "states", "pillar", "reactor", "salt")
 
 
 class BuildWithTrees(build_py):
@@ -58,15 +58,21 @@ setup(
         "pyyaml",
         "jinja2",
         "requests",
+        "croniter>=2",
         "pymysql",
         "prometheus-client",
         "sqlalchemy>=2.0",
         "alembic>=1.13",
         "msgpack",
         "psutil",
+        # The alarm engine's HTTP endpoint (/metrics, the Alertmanager webhook); CherryPy's server.
+        "cheroot>=10",
     ],
     extras_require={
         "api": ["cherrypy"],
+        # The C MySQL driver: a bare mysql:// db_url takes it where installed (needs
+        # the MariaDB/MySQL client headers to build, e.g. Debian's libmariadb-dev).
+        "mysql": ["mysqlclient"],
         "test": [
             "pytest",
             "pytest-salt-factories>=1.0.5",
@@ -74,6 +80,13 @@ setup(
             "aiosmtpd",
             "cherrypy",
             "salt-lint",
+            "import-linter",
+            # The workflow's stateful tests (tests/unit/tickets).
+            "hypothesis",
+            # A real supervisord for the supervisor beacon's test.
+            "supervisor",
+            # The phone approval page in a headless browser (Debian's chromium and chromium-driver).
+            "selenium",
             "setuptools>=68",
             "wheel",
         ],

@@ -21,8 +21,10 @@ import time
 
 try:
     from saltops import config as _config
-    from saltops.cmdb import outage as _outage
-    from saltops.cmdb import snapshot as _snapshot
+    from saltops.bridge import events as _events
+    from saltops.errors import SaltOpsError
+    from saltops.pillar import cache as _cache
+    from saltops.runnerkit import declined
 
     _IMPORT_ERROR = None
 except Exception as _err:  # noqa: BLE001  # pylint: disable=broad-except
@@ -35,7 +37,13 @@ __virtualname__ = "saltops_cmdb_watch"
 
 def __virtual__():
     if _IMPORT_ERROR is not None:
+        # Salt's loader would swallow this at DEBUG: say it where the master log shows it.
+        log.warning("saltops_cmdb_watch not started: importing the saltops package failed: %r", _IMPORT_ERROR)
         return False, f"saltops_cmdb_watch: importing the saltops package failed: {_IMPORT_ERROR!r}"
+    try:
+        _config.db_url(_config.load(__opts__))  # noqa: F821
+    except SaltOpsError as err:
+        return declined(__virtualname__, f"invalid configuration: {err}", log)
     return __virtualname__
 
 
@@ -49,7 +57,7 @@ def start(interval=10):
         log.error("saltops_cmdb_watch: interval must be a positive number of seconds, using 10")
         interval = 10.0
     conf = _config.load(__opts__)  # noqa: F821
-    cache = _snapshot.cache_for(conf, fire=_outage.master_fire(__opts__))  # noqa: F821
+    cache = _cache.cache_for(conf, fire=_events.master_fire(__opts__))  # noqa: F821
     log.info("saltops_cmdb_watch: checking for CMDB outages every %ss", interval)
     while True:
         try:

@@ -18,14 +18,35 @@ CMDB record's ``apps:<app>`` entry), falling back to the pillar key
 ``cmdb:apps:<app>``.  Known keys:
 
 ``base`` (``/srv/apps``), ``keep`` (5 releases), ``restart`` / ``reload``
-(shell commands) or ``service`` (a service unit, ``{slot}`` is replaced) with
+(hook names) or ``service`` (a service unit, ``{slot}`` is replaced) with
 ``service_action`` (``restart``/``reload``), ``pre_hook`` / ``post_hook``
-(shell commands run in the release folder), ``port``, ``health_url`` (a URL or
+(hook names, run in the release folder), ``port``, ``health_url`` (a URL or
 a path on ``http://127.0.0.1:<port>``; ``{port}``/``{slot}`` are replaced),
 ``health_expect`` (text the body must contain; ``{version}`` is replaced),
 ``health_timeout`` (5 s), ``health_retries`` (10), ``health_interval`` (1 s),
 ``fetch_timeout`` (60 s), ``command_timeout`` (120 s),
-``slots`` (``{blue: <port>, green: <port>}``, or ``{blue: {port: ..}, ..}``).
+``slots`` (``{blue: <port>, green: <port>}``, or ``{blue: {port: ..}, ..}``),
+``max_artifact_bytes``, ``max_unpacked_bytes``, ``max_members`` (may only
+lower the minion's own limits, below).
+
+Hooks: the CMDB never holds a command.  ``pre_hook``, ``post_hook``,
+``restart`` and ``reload`` name a hook that the static pillar declares::
+
+    saltops:
+      deploy:
+        hooks:
+          shop_restart: {cmd: [systemctl, restart, shop], runas: root, timeout: 60}
+
+``cmd`` is an argument vector run without a shell (``python_shell=False``);
+``runas`` and ``timeout`` (default ``command_timeout``) are optional.  An
+undeclared name, or a setting that is not a name, is refused before anything
+changes.
+
+Limits from the minion config (the CMDB may lower them, not raise them):
+``saltops_release_max_artifact_bytes`` (2 GiB), ``saltops_release_max_unpacked_bytes``
+(8 GiB), ``saltops_release_max_members`` (100000).  ``file://`` URLs and
+absolute paths are refused unless ``saltops_release_local_dir`` names a
+directory; only files inside it are read.
 
 Commands run with ``cwd`` set to the release folder and these environment
 variables: ``SALTOPS_APP``, ``SALTOPS_VERSION``, ``SALTOPS_RELEASE_DIR``,
@@ -57,10 +78,14 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "saltops_release"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The master's rules (saltops.deploy.rules), copied: minions do not have the
+# saltops package.  tests/unit/deploy/test_deploy_contract.py holds them equal.
+_APP = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _SLOTS = ("blue", "green")
+_HOOK_SETTINGS = ("pre_hook", "post_hook", "restart", "reload")
+_HOOK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _STATE_FILE = ".saltops-release.json"
 _MARKER = ".saltops-release"
 _CHUNK = 1 << 20
@@ -75,6 +100,13 @@ DEFAULTS = {
     "command_timeout": 120,
     "lock_timeout": 60,
     "service_action": "restart",
+}
+
+# Ceilings from the minion config (key: saltops_release_<name>) and their defaults.
+LIMITS = {
+    "max_artifact_bytes": 2 << 30,
+    "max_unpacked_bytes": 8 << 30,
+    "max_members": 100000,
 }
 
 
@@ -125,10 +157,11 @@ class _StepFailed(Exception):
 
 def _check_name(kind, value, pattern):
     if not isinstance(value, str) or not pattern.match(value):
-        raise SaltInvocationError(
-            f"{kind} {value!r} is invalid: use 1-64 letters, digits, '.', '_', '-'"
-            + (" or '+'" if kind == "version" else "")
-        )
+        if kind == "app":
+            raise SaltInvocationError(
+                f"app {value!r} is not an app name (lowercase letters, digits, _ and -)"
+            )
+        raise SaltInvocationError(f"{kind} {value!r} is invalid: 1-64 letters, digits, '.', '_', '-', '+'")
     if value in (".", "..") or ".." in value:
         raise SaltInvocationError(f"{kind} {value!r} is invalid: '..' is not allowed")
     return value
@@ -194,7 +227,57 @@ def _settings(app, settings=None, settings_by_host=None):
         merged[key] = _float(merged, key)
     if merged["service_action"] not in ("restart", "reload"):
         raise SaltInvocationError("setting 'service_action' must be 'restart' or 'reload'")
+    for key, default in LIMITS.items():
+        ceiling = _int({key: __opts__.get(f"saltops_release_{key}", default)}, key, minimum=1)
+        merged[key] = min(ceiling, _int(merged, key, minimum=1)) if merged.get(key) is not None else ceiling
+    merged["hooks"] = {key: _hook(key, merged[key]) for key in _HOOK_SETTINGS if merged.get(key)}
     return merged
+
+
+def _declared_hooks():
+    """The hooks the static pillar declares (``saltops:deploy:hooks``)."""
+    hooks = (((__pillar__ or {}).get("saltops") or {}).get("deploy") or {}).get("hooks") or {}
+    if not isinstance(hooks, dict):
+        raise SaltInvocationError("pillar saltops:deploy:hooks must map hook names to {cmd: [...]}")
+    return hooks
+
+
+def _hook(setting, name):
+    """The declared hook that setting ``setting`` names: ``{name, cmd, runas, timeout}``.
+
+    A CMDB value is only ever a name: a command written there is refused, so
+    that write access to the CMDB does not run code on the app hosts.
+    """
+    if not isinstance(name, str) or not _HOOK_NAME.match(name):
+        excerpt = name[:24] + "..." if isinstance(name, str) and len(name) > 24 else name
+        raise SaltInvocationError(
+            f"setting {setting!r} must name a hook declared in the pillar saltops:deploy:hooks "
+            f"(lowercase letters, digits, _ and -), not a command; got {excerpt!r}"
+        )
+    declared = _declared_hooks()
+    spec = declared.get(name)
+    if spec is None:
+        raise SaltInvocationError(
+            f"setting {setting!r} names the hook {name!r}, which the pillar saltops:deploy:hooks "
+            f"of this minion does not declare (declared: {', '.join(sorted(declared)) or 'none'})"
+        )
+    argv = spec.get("cmd") if isinstance(spec, dict) else None
+    if (
+        not isinstance(argv, list)
+        or not argv
+        or not all(isinstance(arg, str) and arg and "\0" not in arg for arg in argv)
+    ):
+        raise SaltInvocationError(
+            f"pillar saltops:deploy:hooks:{name}: cmd must be a non-empty list of arguments "
+            "(run without a shell)"
+        )
+    runas = spec.get("runas")
+    if runas is not None and (not isinstance(runas, str) or not runas):
+        raise SaltInvocationError(f"pillar saltops:deploy:hooks:{name}: runas must be a user name")
+    timeout = spec.get("timeout")
+    if timeout is not None:
+        timeout = _float({"timeout": timeout}, "timeout", minimum=1)
+    return {"name": name, "cmd": [str(arg) for arg in argv], "runas": runas, "timeout": timeout}
 
 
 def _app_dir(app, conf):
@@ -314,29 +397,33 @@ def _env(app, version, conf, release_dir, slot=None, port=None):
     return env
 
 
-def _run(entry, command, cwd, env, conf):
-    """Run a shell command for a step; raise _StepFailed on a non-zero exit."""
-    if not isinstance(command, str) or not command.strip():
-        raise _StepFailed(f"the command must be a non-empty string, got {command!r}")
+def _run(entry, setting, cwd, env, conf):
+    """Run the declared hook that ``setting`` names, without a shell; raise _StepFailed on a non-zero exit."""
+    hook = conf["hooks"][setting]
+    kwargs = {"runas": hook["runas"]} if hook["runas"] else {}
     ret = __salt__["cmd.run_all"](
-        command,
+        hook["cmd"],
         cwd=cwd,
         env=env,
-        python_shell=True,
-        timeout=conf["command_timeout"],
+        python_shell=False,
+        timeout=hook["timeout"] or conf["command_timeout"],
         ignore_retcode=True,
         output_loglevel="debug",
+        **kwargs,
     )
     out = (ret.get("stdout") or "")[-2000:]
     err = (ret.get("stderr") or "")[-2000:]
+    entry["hook"] = hook["name"]
     entry["retcode"] = ret.get("retcode")
     if out:
         entry["stdout"] = out
     if err:
         entry["stderr"] = err
     if ret.get("retcode") != 0:
-        raise _StepFailed(f"`{command}` exited with {ret.get('retcode')}: {(err or out).strip()[-500:]}")
-    entry["comment"] = f"`{command}` succeeded"
+        raise _StepFailed(
+            f"hook {hook['name']} exited with {ret.get('retcode')}: {(err or out).strip()[-500:]}"
+        )
+    entry["comment"] = f"hook {hook['name']} succeeded"
 
 
 # --------------------------------------------------------------------------- fetch + unpack
@@ -370,14 +457,20 @@ def _fetch(entry, artifact, sha256, dest_dir, conf, saltenv):
                     raise _StepFailed(f"download of {artifact} failed: {reason}")
                 stream = source
             elif artifact.startswith(("file://", "/")):
-                path = artifact.removeprefix("file://")
                 try:
-                    source = open(path, "rb")  # noqa: SIM115 - closed below
+                    source = open(_local_artifact(artifact), "rb")  # noqa: SIM115 - closed below
                 except OSError as err:
-                    raise _StepFailed(f"cannot read {path}: {err.strerror}")
+                    raise _StepFailed(f"cannot read {artifact}: {err.strerror}")
                 stream = source
             else:
                 raise _StepFailed(f"unsupported artifact URL {artifact!r}")
+            cap = conf["max_artifact_bytes"]
+            declared = _declared_length(source)
+            if declared is not None and declared > cap:
+                source.close()
+                raise _StepFailed(
+                    f"{artifact} is {declared} bytes, more than max_artifact_bytes ({cap}); nothing was written"
+                )
             deadline = time.monotonic() + conf["fetch_timeout"]
             try:
                 while True:
@@ -391,9 +484,13 @@ def _fetch(entry, artifact, sha256, dest_dir, conf, saltenv):
                         raise _StepFailed(f"download of {artifact} failed: {err}")
                     if not chunk:
                         break
+                    size += len(chunk)
+                    if size > cap:
+                        raise _StepFailed(
+                            f"download of {artifact} passed max_artifact_bytes ({cap}); stopped and removed"
+                        )
                     digest.update(chunk)
                     out.write(chunk)
-                    size += len(chunk)
                     if time.monotonic() > deadline:
                         raise _StepFailed(
                             f"download of {artifact} took longer than {conf['fetch_timeout']:.0f} s"
@@ -414,6 +511,95 @@ def _fetch(entry, artifact, sha256, dest_dir, conf, saltenv):
         raise
 
 
+def _declared_length(source):
+    """The size a download announces (HTTP Content-Length) or a local file has, else ``None``."""
+    headers = getattr(source, "headers", None)
+    if headers is not None:
+        try:
+            return int(headers.get("Content-Length"))
+        except (TypeError, ValueError):
+            return None
+    try:
+        return os.fstat(source.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _local_artifact(artifact):
+    """The path of a ``file://`` or absolute artifact inside ``saltops_release_local_dir``.
+
+    Refused without that minion setting: the artifact argument reaches the
+    minion from whoever may publish a job, and must not read any file of it.
+    """
+    root = __opts__.get("saltops_release_local_dir")
+    if not root:
+        raise _StepFailed(
+            f"local artifacts ({artifact!r}) are refused: use an http(s):// or salt:// URL, or set "
+            "saltops_release_local_dir in the minion config to allow one directory"
+        )
+    root = os.path.realpath(root)
+    path = os.path.realpath(artifact.removeprefix("file://"))
+    if not path.startswith(root + os.sep):
+        raise _StepFailed(f"local artifact {artifact!r} is outside saltops_release_local_dir ({root})")
+    return path
+
+
+def _check_tar_members(archive, dest, conf):
+    """Refuse an archive unless every member is a plain file, folder or link inside ``dest``.
+
+    Done here as well as by the ``data`` filter: that filter can be bypassed on
+    some Python patch releases (CVE-2025-4517), and it does not bound sizes.
+    """
+    total = 0
+    links = set()
+    for count, member in enumerate(archive, start=1):
+        if count > conf["max_members"]:
+            raise _StepFailed(f"the archive holds more than max_members ({conf['max_members']}) entries")
+        name = member.name
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        if name.startswith(("/", "\\")) or ".." in parts:
+            raise _StepFailed(f"archive member {name!r} has an absolute path or '..'")
+        if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
+            raise _StepFailed(f"archive member {name!r} is written through a link of the archive")
+        if member.isdev() or member.ischr() or member.isblk() or member.isfifo():
+            raise _StepFailed(f"archive member {name!r} is a device or fifo")
+        if member.issym() or member.islnk():
+            target = member.linkname
+            if target.startswith("/") or not target:
+                raise _StepFailed(f"archive member {name!r} links to the absolute path {target!r}")
+            # A symlink is relative to its folder, a hard link to the archive's root.
+            base = os.path.dirname("/".join(parts)) if member.issym() else ""
+            resolved = os.path.normpath(os.path.join(dest, base, target))
+            root = os.path.normpath(dest)
+            if resolved != root and not resolved.startswith(root + os.sep):
+                raise _StepFailed(f"archive member {name!r} links outside the release folder ({target!r})")
+            links.add("/".join(parts))
+        elif not (member.isfile() or member.isdir()):
+            raise _StepFailed(f"archive member {name!r} is not a file, folder or link")
+        total += max(member.size, 0)
+        if total > conf["max_unpacked_bytes"]:
+            raise _StepFailed(
+                f"the archive unpacks to more than max_unpacked_bytes ({conf['max_unpacked_bytes']})"
+            )
+
+
+def _check_zip_members(archive, conf):
+    infos = archive.infolist()
+    if len(infos) > conf["max_members"]:
+        raise _StepFailed(f"the archive holds more than max_members ({conf['max_members']}) entries")
+    if sum(info.file_size for info in infos) > conf["max_unpacked_bytes"]:
+        raise _StepFailed(
+            f"the archive unpacks to more than max_unpacked_bytes ({conf['max_unpacked_bytes']})"
+        )
+
+
+def _refuse_unsafe(check, *args):
+    try:
+        check(*args)
+    except _StepFailed as err:
+        raise _StepFailed(f"cannot unpack the artifact: {err}; nothing was unpacked") from None
+
+
 def _safe_members_zip(archive, dest):
     dest = os.path.realpath(dest)
     for name in archive.namelist():
@@ -422,20 +608,22 @@ def _safe_members_zip(archive, dest):
             raise _StepFailed(f"archive member {name!r} would be written outside the release folder")
 
 
-def _unpack(entry, path, dest):
+def _unpack(entry, path, dest, conf):
     """Unpack a tar (any compression) or zip file into the new folder ``dest``."""
     os.makedirs(dest)
     if tarfile.is_tarfile(path):
         with tarfile.open(path) as archive:
             try:
+                _refuse_unsafe(_check_tar_members, archive, dest, conf)
                 # The 'data' filter refuses absolute paths, '..', devices and links
-                # that point outside the folder.
+                # that point outside the folder (checked above as well).
                 archive.extractall(dest, filter="data")
             except (tarfile.FilterError, tarfile.TarError, OSError) as err:
                 raise _StepFailed(f"cannot unpack the artifact: {err}")
         kind = "tar"
     elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
+            _refuse_unsafe(_check_zip_members, archive, conf)
             _safe_members_zip(archive, dest)
             try:
                 archive.extractall(dest)
@@ -512,10 +700,10 @@ def _probe(entry, conf, version, port=None, slot=None):
 
 def _restart(entry, app, version, conf, release_dir, slot=None, port=None):
     env = _env(app, version, conf, release_dir, slot, port)
-    command = conf.get("reload") if conf["service_action"] == "reload" and conf.get("reload") else None
-    command = command or conf.get("restart")
-    if command:
-        _run(entry, command, release_dir, env, conf)
+    hook = "reload" if conf["service_action"] == "reload" and conf.get("reload") else None
+    hook = hook or ("restart" if conf.get("restart") else None)
+    if hook:
+        _run(entry, hook, release_dir, env, conf)
         return
     unit = conf.get("service")
     if unit:
@@ -581,7 +769,7 @@ def _stage(report, app, version, artifact, sha256, conf, saltenv):
         tmp_dest = os.path.join(app_dir, "releases", f".staging-{version}-{os.getpid()}")
         shutil.rmtree(tmp_dest, ignore_errors=True)
         try:
-            _unpack(entry, path, tmp_dest)
+            _unpack(entry, path, tmp_dest, conf)
             with open(os.path.join(tmp_dest, _MARKER), "w", encoding="utf-8") as fh:
                 json.dump({"sha256": sha256.lower(), "artifact": artifact, "staged_at": time.time()}, fh)
             os.rename(tmp_dest, dest)
@@ -616,7 +804,7 @@ def _switch(report, app, version, conf, reason, slot=None):
     env = _env(app, version, conf, dest, slot, port)
     if conf.get("pre_hook"):
         with report.step("pre_hook") as entry:
-            _run(entry, conf["pre_hook"], dest, env, conf)
+            _run(entry, "pre_hook", dest, env, conf)
     with report.step("switch") as entry:
         if slot:
             os.makedirs(os.path.join(app_dir, "slots"), exist_ok=True)
@@ -636,7 +824,7 @@ def _switch(report, app, version, conf, reason, slot=None):
         _probe(entry, conf, version, port=port, slot=slot)
     if conf.get("post_hook"):
         with report.step("post_hook") as entry:
-            _run(entry, conf["post_hook"], dest, env, conf)
+            _run(entry, "post_hook", dest, env, conf)
     with report.step("prune") as entry:
         _prune(entry, app_dir, conf["keep"], _protected(app_dir) | {version, current} - {None})
 
@@ -662,7 +850,7 @@ def _check_slot(slot):
 
 
 def _common(app, version=None):
-    _check_name("app", app, _NAME)
+    _check_name("app", app, _APP)
     if version is not None:
         _check_name("version", str(version), _VERSION)
         version = str(version)
@@ -688,7 +876,10 @@ def stage(app, version, artifact, sha256, settings=None, saltenv="base", setting
     """
     version = _common(app, version)
     if not isinstance(artifact, str) or not artifact:
-        raise SaltInvocationError("artifact must be an http(s)://, salt://, file:// URL or an absolute path")
+        raise SaltInvocationError(
+            "artifact must be an http(s):// or salt:// URL (file:// and absolute paths only inside "
+            "saltops_release_local_dir)"
+        )
     if not isinstance(sha256, str) or not _SHA256.match(sha256):
         raise SaltInvocationError("sha256 must be 64 hexadecimal characters")
     conf = _settings(app, settings, settings_by_host)
@@ -770,7 +961,7 @@ def rollback(app, to=None, settings=None, slot=None, settings_by_host=None):
         salt web01 saltops_release.rollback shop
         salt web01 saltops_release.rollback shop to=1.4.1
     """
-    _check_name("app", app, _NAME)
+    _check_name("app", app, _APP)
     slot = _check_slot(slot) if slot is not None else None
     conf = _settings(app, settings, settings_by_host)
     app_dir = _app_dir(app, conf)
@@ -836,7 +1027,7 @@ def install_slot(app, version, slot, settings=None, settings_by_host=None):
             env = _env(app, version, conf, dest, slot, port)
             if conf.get("pre_hook"):
                 with report.step("pre_hook") as entry:
-                    _run(entry, conf["pre_hook"], dest, env, conf)
+                    _run(entry, "pre_hook", dest, env, conf)
             with report.step("switch") as entry:
                 os.makedirs(os.path.join(app_dir, "slots"), exist_ok=True)
                 _atomic_symlink(os.path.join("..", "releases", version), os.path.join(app_dir, "slots", slot))
@@ -847,7 +1038,7 @@ def install_slot(app, version, slot, settings=None, settings_by_host=None):
                 _probe(entry, conf, version, port=port, slot=slot)
             if conf.get("post_hook"):
                 with report.step("post_hook") as entry:
-                    _run(entry, conf["post_hook"], dest, env, conf)
+                    _run(entry, "post_hook", dest, env, conf)
     except _StepFailed as err:
         return report.fail(str(err))
     report.data["comment"] = f"release {version} runs in slot {slot}"
@@ -865,7 +1056,7 @@ def set_active(app, slot, settings=None, settings_by_host=None):
 
         salt web01 saltops_release.set_active shop green
     """
-    _check_name("app", app, _NAME)
+    _check_name("app", app, _APP)
     slot = _check_slot(slot)
     conf = _settings(app, settings, settings_by_host)
     app_dir = _app_dir(app, conf)
@@ -900,6 +1091,8 @@ def health(app, version=None, slot=None, settings=None, settings_by_host=None):
     """
     Probe the app's health URL (with the configured timeout and retries).
 
+    ``live`` in the report is the release ``current`` (or the slot) points at.
+
     CLI Example:
 
     .. code-block:: bash
@@ -912,14 +1105,17 @@ def health(app, version=None, slot=None, settings=None, settings_by_host=None):
     port = None
     if slot is not None:
         port = _slot_port(conf, _check_slot(slot))
+    link = (
+        os.path.join(_app_dir(app, conf), "slots", slot)
+        if slot
+        else os.path.join(_app_dir(app, conf), "current")
+    )
+    live = _link_version(link)
     if version is None:
-        link = (
-            os.path.join(_app_dir(app, conf), "slots", slot)
-            if slot
-            else os.path.join(_app_dir(app, conf), "current")
-        )
-        version = _link_version(link)
+        version = live
     report = _Report(app, version)
+    # What the link points at: the master compares it with what it expects.
+    report.data["live"] = live
     try:
         with report.step("health") as entry:
             _probe(entry, conf, version, port=port, slot=slot)
@@ -939,7 +1135,7 @@ def status(app, settings=None):
 
         salt web01 saltops_release.status shop
     """
-    _check_name("app", app, _NAME)
+    _check_name("app", app, _APP)
     conf = _settings(app, settings)
     app_dir = _app_dir(app, conf)
     state = _read_state(app_dir)
@@ -964,7 +1160,7 @@ def prune(app, keep=None, settings=None):
 
         salt web01 saltops_release.prune shop keep=3
     """
-    _check_name("app", app, _NAME)
+    _check_name("app", app, _APP)
     extra = dict(settings or {}) if isinstance(settings, dict) else settings
     conf = _settings(app, extra)
     if keep is not None:

@@ -1,5 +1,5 @@
 """
-SaltOps alarms: firing alarms, history, acks, silences, channel tests, rules checks.
+SaltOps alarms: firing alarms, history, acks, silences, channel tests, rules checks, remediation.
 
 Thin runner over :mod:`saltops.alarms`; the pipeline itself runs in the
 ``saltops_alarms`` engine (see ``docs/alarms.md``).  Changes made here (acks,
@@ -7,20 +7,16 @@ silences) are written to the database with an audit row naming the acting
 user, and the engine picks them up within a second.
 """
 
-import logging
-import time
-
-import salt.client
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import SaltInvocationError
 
 from saltops import runnerkit
-from saltops.identity import acting_user
+from saltops.bridge.calls import salt_calls
 from saltops.runnerkit import reports_failures
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "alarm"
 __func_alias__ = {"list_": "list"}
+
+_call = runnerkit.call
 
 
 def __virtual__():
@@ -28,29 +24,25 @@ def __virtual__():
     return __virtualname__
 
 
-def _conf():
-    return runnerkit.open_store(__opts__)[0]  # noqa: F821
-
-
-def _store():
-    return runnerkit.open_store(__opts__)[1]  # noqa: F821
-
-
-_call = runnerkit.call
+def _open():
+    return runnerkit.open_store(__opts__)  # noqa: F821  (saltops config, store)
 
 
 def _user():
-    try:
-        user = __user__
-    except NameError:
-        user = None
-    return acting_user(user)
+    return runnerkit.actor(globals())
 
 
-def _settings(conf):
+def _settings():
     from saltops.alarms import settings
 
-    return _call(settings.load, conf)
+    return _call(settings.load, _open()[0])
+
+
+def _rules():
+    from saltops.alarms import rules
+
+    alarms, notify = _settings()
+    return _call(rules.load_file, alarms["rules_file"], set(notify["channels"]))
 
 
 @reports_failures
@@ -67,7 +59,7 @@ def list_(state="firing", severity=None, host=None, alertname=None, limit=200):
     """
     from saltops.alarms import query
 
-    with _store().connect() as conn:
+    with _open()[1].connect() as conn:
         return _call(query.list_alarms, conn, state, severity, host, alertname, limit)
 
 
@@ -85,7 +77,7 @@ def history(fingerprint=None, host=None, since=None, limit=100):
     """
     from saltops.alarms import query
 
-    with _store().connect() as conn:
+    with _open()[1].connect() as conn:
         return _call(query.history_rows, conn, fingerprint, host, since, limit)
 
 
@@ -102,32 +94,10 @@ def ack(fingerprint, comment=""):
     """
     from saltops.alarms import query, silence
 
-    query_fp = _call(query.check_fingerprint, fingerprint)
-    with _store().begin() as conn:
-        sid = _call(silence.ack, conn, _user(), query_fp, str(comment or ""))
-    return {"fingerprint": query_fp, "acked_by": _user(), "silence": sid}
-
-
-def _split_matchers(text):
-    out, cur, quoted, escaped = [], "", False, False
-    for ch in text:
-        if escaped:
-            cur += ch
-            escaped = False
-        elif ch == "\\":
-            cur += ch
-            escaped = True
-        elif ch == '"':
-            cur += ch
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        out.append(cur.strip())
-    return out
+    fp = _call(query.check_fingerprint, fingerprint)
+    with _open()[1].begin() as conn:
+        sid = _call(silence.ack, conn, _user(), fp, str(comment or ""))
+    return {"fingerprint": fp, "acked_by": _user(), "silence": sid}
 
 
 @reports_failures
@@ -147,19 +117,10 @@ def silence_add(matchers, duration="1h", comment=None, starts=None):
         salt-run alarm.silence_add matchers='host="web01.bj.example.com",alertname=~"Disk.*"' duration=2h comment="disk swap"
     """
     from saltops.alarms import silence
-    from saltops.alarms.matchers import parse_duration
 
-    if isinstance(matchers, str):
-        matchers = _split_matchers(matchers)
-    try:
-        seconds = parse_duration(duration, "duration")
-    except ValueError as err:
-        raise SaltInvocationError(str(err)) from None
-    now = time.time()
-    begin = now + parse_duration(starts, "starts") if starts else now
-    with _store().begin() as conn:
-        sid = _call(silence.add, conn, _user(), matchers, begin + seconds, comment or "", starts_at=begin, now=now)
-    return {"id": sid, "ends_at": begin + seconds, "created_by": _user()}
+    with _open()[1].begin() as conn:
+        created = _call(silence.create, conn, _user(), matchers, duration, comment, starts=starts)
+    return runnerkit.iso_times(created, "starts_at", "ends_at")
 
 
 @reports_failures
@@ -171,21 +132,12 @@ def silence_list(state="active"):
 
     .. code-block:: bash
 
-        salt-run alarm.silence_list
         salt-run alarm.silence_list state=all
     """
-    import sqlalchemy as sa
-
     from saltops.alarms import silence
-    from saltops.alarms.schema import silences
 
-    if state not in ("active", "pending", "expired", "all"):
-        raise SaltInvocationError("state must be active, pending, expired or all")
-    now = time.time()
-    with _store().connect() as conn:
-        rows = conn.execute(sa.select(silences).order_by(silences.c.created_at.desc()).limit(500)).all()
-    items = [silence.to_dict(row, now) for row in rows]
-    return [i for i in items if state == "all" or i["state"] == state]
+    with _open()[1].connect() as conn:
+        return runnerkit.iso_times(_call(silence.listing, conn, state), "starts_at", "ends_at")
 
 
 @reports_failures
@@ -201,7 +153,7 @@ def silence_expire(silence_id):
     """
     from saltops.alarms import silence
 
-    with _store().begin() as conn:
+    with _open()[1].begin() as conn:
         changed = _call(silence.expire, conn, _user(), str(silence_id))
     return {"id": silence_id, "expired": changed}
 
@@ -217,42 +169,11 @@ def test(channel, message="SaltOps test notification"):
 
         salt-run alarm.test wecom-ops
     """
-    from saltops.alarms.model import iso
-    from saltops.notify import outbox, registry
-    from saltops.notify.base import DeliveryError
+    from saltops.alarms import channel_check
 
-    conf = _conf()
-    _alarms, notify = _settings(conf)
-    channels = notify["channels"]
-    if channel not in channels:
-        raise SaltInvocationError(f"no channel {channel!r} under saltops:notify:channels (defined: {sorted(channels)})")
-    chan = _call(registry.build, {channel: channels[channel]}, notify["timeout"])[channel]
-    now = time.time()
-    payload = {
-        "version": "4", "groupKey": "saltops-test", "truncatedAlerts": 0, "status": "firing",
-        "receiver": "test", "groupLabels": {"alertname": "SaltOpsTest"},
-        "commonLabels": {"alertname": "SaltOpsTest", "severity": "info"},
-        "commonAnnotations": {"summary": str(message)}, "externalURL": "",
-        "alerts": [{"status": "firing", "labels": {"alertname": "SaltOpsTest", "severity": "info",
-                                                    "host": __opts__.get("id", "master")},  # noqa: F821
-                    "annotations": {"summary": str(message)}, "startsAt": iso(now),
-                    "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "0" * 16}],
-    }
-    started = time.monotonic()
-    error = None
-    try:
-        chan.send(payload)
-    except DeliveryError as err:
-        error = str(err)
-    elapsed = time.monotonic() - started
-    try:
-        with _store().begin() as conn:
-            outbox.record_attempt(conn, None, channel, 1, error is None, error, elapsed * 1000, time.time())
-    except CommandExecutionError as err:
-        log.warning("test delivery not logged: %s", err)
-    if error:
-        raise CommandExecutionError(f"test message not delivered: {error}")
-    return {"channel": channel, "delivered": True, "seconds": round(elapsed, 3)}
+    _alarms, notify = _settings()
+    host = __opts__.get("id", "master")  # noqa: F821
+    return _call(channel_check.send, _open()[1], notify, channel, message, host)
 
 
 @reports_failures
@@ -264,13 +185,11 @@ def rules_check(path=None):
 
     .. code-block:: bash
 
-        salt-run alarm.rules_check
         salt-run alarm.rules_check path=/tmp/new-rules.yml
     """
     from saltops.alarms import rules
 
-    conf = _conf()
-    alarms, notify = _settings(conf)
+    alarms, notify = _settings()
     path = path or alarms["rules_file"]
     if not path:
         raise SaltInvocationError("no rules file: set saltops:alarms:rules_file or pass path=")
@@ -288,25 +207,25 @@ def notifications(status=None, limit=50):
     .. code-block:: bash
 
         salt-run alarm.notifications status=pending
+        salt-run alarm.notifications status=sending
     """
-    from saltops.notify import outbox
+    from saltops.notify import queue as notify_queue
 
-    if status not in (None, "pending", "sent", "failed"):
-        raise SaltInvocationError("status must be pending, sent or failed")
-    with _store().connect() as conn:
-        return {"counts": outbox.counts(conn), "rows": outbox.listing(conn, status, limit),
-                "deliveries": outbox.log(conn, limit=limit)}
+    if status not in (None, *notify_queue.STATUSES):
+        raise SaltInvocationError(f"status must be one of {', '.join(notify_queue.STATUSES)}")
+    with _open()[1].connect() as conn:
+        return {"counts": notify_queue.counts(conn), "rows": notify_queue.listing(conn, status, limit),
+                "deliveries": notify_queue.log(conn, limit=limit)}
 
 
 @reports_failures
 def remediate(fingerprint):
     """
-    Run the ``remediate:`` action of a firing alarm's rule on the alarm's host.
+    Run a firing alarm's ``remediate:`` action on its host, once per firing episode and cooldown.
 
-    Meant for ``reactor/``: the reactor passes only the fingerprint from the
-    ``saltops/alarm/<fingerprint>/firing`` tag; the host and the arguments come
-    from the alarm stored by the engine and from the rules file, never from
-    the event, so a forged event can only repeat a real alarm's action.
+    For ``reactor/``: the event is a hint.  What runs, and whether, is decided
+    from the database and the rules file (:mod:`saltops.alarms.remediation`);
+    a repeated or forged event gets ``remediated: False`` and the reason.
 
     CLI Example:
 
@@ -314,15 +233,14 @@ def remediate(fingerprint):
 
         salt-run alarm.remediate 3f2a9c0d1e4b5a6f
     """
-    from saltops.alarms import query, rules
+    from saltops.alarms import remediation
 
-    conf = _conf()
-    alarms_conf, notify = _settings(conf)
-    ruleset = _call(rules.load_file, alarms_conf["rules_file"], set(notify["channels"]))
-    with _store().connect() as conn:
-        row = _call(query.get_alarm, conn, fingerprint)
-    host, function, args = _call(query.remediation, ruleset, row)
-    client = salt.client.LocalClient(mopts=__opts__)  # noqa: F821
-    result = client.cmd(host, function, args, timeout=60)
-    return {"fingerprint": fingerprint, "host": host, "function": function, "args": args,
-            "result": result.get(host)}
+    ruleset = _rules()
+
+    calls = salt_calls(__opts__)  # noqa: F821
+
+    def execute(host, function, args):
+        answer = calls.run([host], function, args, timeout=60).get(host)
+        return None if answer is None else answer[0]
+
+    return _call(remediation.remediate, _open()[1], ruleset, fingerprint, execute, _user())

@@ -1,34 +1,27 @@
 # ruff: noqa: F821  (__opts__, __context__, __salt__ are injected by the Salt loader)
 """
-Deploy apps from the CMDB: rolling, canary and blue/green, with automatic rollback.
+Deploy apps from the CMDB: rolling, canary and blue/green, with automatic rollback (``docs/deploy.md``).
 
-Targets are the CMDB hosts whose ``apps`` include the app, ``online``, in the
-env.  The logic lives in :mod:`saltops.deploy`; this module parses arguments,
-builds the Salt clients, reports progress and turns errors into Salt's.
-See ``docs/deploy.md``.
-
-A call that is refused (bad or missing arguments, another deploy running, an
-unknown deploy id) returns ``{"result": False, "error": ..., "problems": [...],
-"retcode": 1}``: ``salt-run`` exits 1 and the runner client and salt-api see
-the job failed.  Salt's own handling of a raised ``SaltInvocationError``
-("Passed invalid arguments") would exit 0.
+The logic lives in :mod:`saltops.deploy`; this adapter parses arguments, hands
+the core Salt's clients and progress, and returns refusals
+(:func:`saltops.runnerkit.refuses`: ``retcode`` 1, the ``problems`` found).
 """
 
-import functools
 import logging
 import os
-
-from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
 try:
-    from saltops import config as saltops_config
+    from saltops import runnerkit
+    from saltops.cmdb import version as cmdb_version
+    from saltops.deploy import api as deploy_api
     from saltops.deploy import config as deploy_config
-    from saltops.deploy import engine, history
-    from saltops.errors import ConfigError, SaltOpsError, ValidationError
+    from saltops.deploy import history
+    from saltops.deploy.schema import HEAD
+    from saltops.errors import ConfigError
     from saltops.identity import acting_user
-    from saltops.store import get_store
+    from saltops.runnerkit import Refused, refuses
 
     HAS_SALTOPS = True
 except ImportError as _err:  # pragma: no cover - shown by __virtual__
@@ -40,6 +33,8 @@ __virtualname__ = "deploy"
 __func_alias__ = {"history_": "history"}
 
 _OK = ("succeeded", "paused")
+# What deploy.abort was asked for: the deploy stopped, or asked to stop.
+_ABORT_OK = ("aborted", "rolling_back", "switching", "paused", "staging", "pending")
 
 
 def __virtual__():
@@ -48,197 +43,59 @@ def __virtual__():
     return __virtualname__
 
 
-class _Refused(Exception):
-    """A call refused before anything changed: ``message`` and the ``problems`` found."""
-
-    def __init__(self, message, problems=None):
-        super().__init__(message)
-        self.problems = list(problems or [])
-
-
-def _refusal(message, problems=None):
-    __context__["retcode"] = 1
-    return {"result": False, "error": message, "problems": list(problems or [message]), "retcode": 1}
-
-
-def _refuses(func):
-    """Return a refusal (exit status 1) instead of raising, for bad input and SaltOps errors."""
-
-    import inspect
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        __context__["retcode"] = 0
-        unknown = sorted(k for k in kwargs if not str(k).startswith("__") and k not in _params(func))
-        if unknown:
-            return _refusal(
-                f"deploy.{func.__name__.rstrip('_')}: unknown argument(s) {', '.join(unknown)}; "
-                f"it takes {', '.join(_params(func))}",
-                [f"unknown argument {k!r}" for k in unknown],
-            )
-        kwargs = {k: v for k, v in kwargs.items() if not str(k).startswith("__")}
-        try:
-            return func(*args, **kwargs)
-        except _Refused as err:
-            return _refusal(str(err), err.problems)
-        except ValidationError as err:
-            return _refusal(err.args[0], err.problems or [err.args[0]])
-        except SaltOpsError as err:
-            return _refusal(str(err), [str(err)])
-        except (SaltInvocationError, CommandExecutionError) as err:
-            return _refusal(str(err), [str(err)])
-
-    # Salt checks keyword arguments against the signature before the call and
-    # reports unknown ones as "Passed invalid arguments" (exit status 0): show
-    # it a **kwargs so that the unknown ones reach the check above.
-    signature = inspect.signature(func)
-    extra = inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)
-    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])
-    # Salt's argspec follows __wrapped__ past __signature__.
-    del wrapper.__wrapped__
-    return wrapper
-
-
-@functools.cache
-def _params(func):
-    import inspect
-
-    return tuple(inspect.signature(func, follow_wrapped=False).parameters)
-
-
-def _conf():
+def _open():
+    """``(saltops config, deploy config, store)``; journals go to the master's cache by default."""
+    conf, store = runnerkit.open_store(__opts__, newest=HEAD)
+    # A blue/green flip is a CMDB change: this master's pillar sees it at once.
+    cmdb_version.publish_on_commit(store, conf["cmdb"]["snapshot_file"])
     try:
-        conf = saltops_config.load(__opts__)
-        return conf, deploy_config.load(conf)
+        dconf = deploy_config.load(conf)
     except ConfigError as err:
-        raise _Refused(f"invalid saltops configuration: {err}") from None
-
-
-def _store(conf):
-    """The store, migrated only when the deploy tables are not at their newest revision.
-
-    Checking ``alembic_version`` directly spares every salt-run the import of
-    Alembic (~80 ms here) that a full up-to-date check needs.
-    """
-    import sqlalchemy as sa
-
-    from saltops.deploy.schema import HEAD
-
-    store = get_store(conf["db_url"], conf.get("db_options"), migrate=False)
-    try:
-        with store.connect() as conn:
-            recorded = {row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
-    except sa.exc.DBAPIError:
-        recorded = set()
-    if HEAD not in recorded:
-        store.migrate()
-    return store
-
-
-def _actor():
-    return acting_user(globals().get("__user__"))
-
-
-def _fire_with(executor):
-    """Fire on the master bus through the LocalClient's own connection (no second one per deploy)."""
-
-    def fire(tag, data):
-        if not executor.client.event.fire_event(data, tag):
-            raise CommandExecutionError(f"the master event bus did not take {tag}")
-
-    return fire
+        raise Refused(f"invalid saltops configuration: {err}") from None
+    if dconf["journal_dir"] is None:
+        # Host outcomes kept while the database is away (saltops.deploy.journal).
+        dconf["journal_dir"] = os.path.join(__opts__["cachedir"], "saltops", "deploy-journal")
+    return conf, dconf, store
 
 
 def _progress(phase, data):
     jid_event = globals().get("__jid_event__")
     if jid_event is None:
         return
-    message = f"deploy {data.get('id')} {data.get('app')} {data.get('version')}: {phase}"
-    details = {k: v for k, v in data.items() if k not in ("id", "app", "version")}
-    if details:
-        message += " " + ", ".join(f"{k}={v}" for k, v in sorted(details.items()))
-    jid_event.fire_event({"message": message, "phase": phase, **data}, "progress")
+    subject = f"deploy {data.get('id')} {data.get('app')} {data.get('version')}"
+    message = runnerkit.progress_line(subject, phase, data, ("id", "app", "version"))
+    runnerkit.fire_progress(globals(), {"message": message, "phase": phase, **data})
 
 
-_EXECUTORS = {}
+def _driving(conf, dconf, store, overrides=None):
+    """Executor (one LocalClient per process and timeout), event firing, progress and balancer update."""
+    from saltops.bridge.calls import salt_calls
+    from saltops.bridge.local import LocalExecutor
+    from saltops.cmdb import balancers as cmdb_balancers
+
+    executor = LocalExecutor.shared(__opts__, dconf, (overrides or {}).get("return_timeout"))
+
+    def balancers(cmdb_version):
+        # After a blue/green flip: the CMDB's balancer loop for that change, waited for.
+        calls = salt_calls(__opts__, runnerkit.progress_to(globals()))
+        return cmdb_balancers.update(store, conf, calls, cmdb_version, int(dconf["balancer_timeout"]))
+
+    return {"executor": executor, "fire": executor.fire, "progress": _progress, "balancers": balancers}
 
 
-def _executor(dconf, overrides=None):
-    """One LocalClient per process and timeout: its event bus connection is reused."""
-    from saltops.deploy.executor import LocalExecutor
-
-    timeout = float((overrides or {}).get("return_timeout") or dconf["return_timeout"])
-    key = (os.getpid(), timeout, dconf["chunk_size"])
-    found = _EXECUTORS.get(key)
-    if found is None:
-        found = _EXECUTORS[key] = LocalExecutor(
-            __opts__, return_timeout=timeout, chunk_size=dconf["chunk_size"]
-        )
-    return found
-
-
-def _balancers(dconf):
-    """After a blue/green flip: the CMDB's balancer loop for that change, waited for."""
-
-    def update(cmdb_version):
-        return __salt__["cmdb.refresh"](
-            version=cmdb_version, wait=True, apply_timeout=int(dconf["balancer_timeout"])
-        )
-
-    return update
-
-
-def _finish(result):
+def _finish(result, ok=_OK):
     """``retcode`` in the returned dict is what sets salt-run's exit status."""
     if isinstance(result, dict):
-        result["retcode"] = 0 if result.get("status") in _OK else 1
+        result["retcode"] = 0 if result.get("status") in ok else 1
         __context__["retcode"] = result["retcode"]
     return result
 
 
-def _text_args(**kwargs):
-    """The salt CLI reads ``version=1.10`` as the number 1.1: refuse numbers instead of guessing."""
-    problems = [
-        f"{name} was read as the {type(value).__name__} {value!r}, not as text; quote it on "
-        f"the command line, e.g. {name}='\"1.10\"' (YAML reads 1.10 as the number 1.1)"
-        for name, value in kwargs.items()
-        if value is not None and not isinstance(value, str)
-    ]
-    if problems:
-        raise _Refused("invalid deploy request; nothing was changed", problems)
-
-
-def _required(**kwargs):
-    missing = [name for name, value in kwargs.items() if value in (None, "")]
-    if missing:
-        raise _Refused(
-            f"missing argument(s): {', '.join(missing)}; nothing was changed",
-            [f"{name} is required" for name in missing],
-        )
-
-
-def _overrides(**kwargs):
+def _given(**kwargs):
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def _deploy_id(value):
-    if isinstance(value, bool):
-        raise _Refused(f"a deploy id is a number, got {value!r}")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise _Refused(f"a deploy id is a number, got {value!r}") from None
-
-
-def _flag(name, value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise _Refused(f"{name} must be True or False, got {value!r}")
-
-
-@_refuses
+@refuses
 def run(
     app=None,
     version=None,
@@ -253,6 +110,7 @@ def run(
     max_failures=None,
     return_timeout=None,
     job_timeout=None,
+    background=False,
 ):
     """
     Deploy ``app`` ``version`` to the CMDB's online hosts of ``env``.
@@ -268,16 +126,23 @@ def run(
         ``blue_green`` (install into the idle slot, then flip the balancers and
         wait for their state runs; a failed flip flips back).
 
+    background
+        ``True`` returns the new deploy (``id``, status ``pending``) and the
+        ``jid`` of the runner job that drives it, as soon as the request is
+        checked and recorded; follow it with ``deploy.status <id>``.  For
+        salt-api and other callers that cannot wait for the whole deploy.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt-run deploy.run app=shop version=1.4.2 env=prod \\
             artifact=https://ci.example.com/shop-1.4.2.tar.gz sha256=<sum> strategy=canary pause=True
+        salt-run deploy.run app=shop version=1.4.2 env=prod artifact=... sha256=... background=True
     """
-    _text_args(version=version, sha256=sha256, artifact=artifact, env=env, app=app)
-    conf, dconf = _conf()
-    overrides = _overrides(
+    runnerkit.text_args("deploy request", version=version, sha256=sha256, artifact=artifact, env=env, app=app)
+    background = runnerkit.flag("background", background)
+    overrides = _given(
         strategy=strategy,
         batch_size=batch_size,
         max_share=max_share,
@@ -287,20 +152,40 @@ def run(
         return_timeout=return_timeout,
         job_timeout=job_timeout,
     )
-    request = engine.validate_request(app, env, version, artifact, sha256, conf["cmdb"]["envs"])
+    conf, dconf, store = _open()
+    request = deploy_api.validate_request(app, env, version, artifact, sha256, conf["cmdb"]["envs"])
     deploy_config.options(dconf, overrides)
-    store = _store(conf)
-    deploy_id = engine.start(store, dconf, request, _actor(), overrides)
+    user = acting_user(globals().get("__user__"))
+    if background:
+        return _in_background(store, dconf, request, user, overrides)
+    deploy_id = deploy_api.start(store, dconf, request, user, overrides)
     _progress("created", {"id": deploy_id, "app": app, "version": str(version), "env": env})
-    executor = _executor(dconf, overrides)
-    driver = engine.Driver(
-        store, dconf, deploy_id, executor, _fire_with(executor), _progress, _balancers(dconf)
-    )
-    return _finish(driver.execute())
+    return _finish(deploy_api.Driver(store, dconf, deploy_id, **_driving(conf, dconf, store, overrides)).execute())
 
 
-@_refuses
-def plan(app=None, env=None, strategy=None, batch_size=None, max_share=None, canary_size=None):
+def _in_background(store, dconf, request, user, overrides):
+    """Record the deploy for a runner job of its own (``deploy.resume`` under a known jid) and start that job."""
+    from saltops.bridge import background
+
+    job = background.new_job(__opts__)
+    deploy_id = deploy_api.start(store, dconf, request, user, overrides, owner=deploy_api.handoff_owner(job["jid"]))
+    _progress("created", {"id": deploy_id, "app": request["app"], "version": request["version"], "env": request["env"]})
+    return _handed_over(store, dconf, deploy_id, job, user)
+
+
+def _handed_over(store, dconf, deploy_id, job, user):
+    """Start runner job ``job`` (``deploy.resume``) for the recorded deploy; the deploy and the jid."""
+    from saltops.bridge import background
+
+    background.start(__opts__, job, "deploy.resume", [deploy_id], user)
+    out = deploy_api.status(store, dconf, deploy_id)
+    out.update(jid=job["jid"], tag=job["tag"], comment=f"deploy {deploy_id} goes on in runner job {job['jid']}; "
+               f"follow it with deploy.status {deploy_id}")
+    return _finish(out, ok=_OK + ("pending", "staging", "switching"))
+
+
+@refuses
+def plan(app, env, strategy=None, batch_size=None, max_share=None, canary_size=None):
     """
     Show the targets and batches a deploy would use; changes nothing.
 
@@ -310,15 +195,13 @@ def plan(app=None, env=None, strategy=None, batch_size=None, max_share=None, can
 
         salt-run deploy.plan app=shop env=prod strategy=canary batch_size=10%
     """
-    _required(app=app, env=env)
-    conf, dconf = _conf()
-    overrides = _overrides(
-        strategy=strategy, batch_size=batch_size, max_share=max_share, canary_size=canary_size
-    )
-    return engine.preview(_store(conf), dconf, app, env, overrides)
+    runnerkit.required(app=app, env=env)
+    overrides = _given(strategy=strategy, batch_size=batch_size, max_share=max_share, canary_size=canary_size)
+    _conf, dconf, store = _open()
+    return deploy_api.preview(store, dconf, app, env, overrides)
 
 
-@_refuses
+@refuses
 def status(id=None, app=None, env=None):
     """
     One deploy in full (batches, every host's steps), or the unfinished ones.
@@ -332,11 +215,12 @@ def status(id=None, app=None, env=None):
         salt-run deploy.status
         salt-run deploy.status 42
     """
-    conf, dconf = _conf()
-    return engine.status(_store(conf), dconf, None if id is None else _deploy_id(id), app, env)
+    deploy_id = None if id is None else runnerkit.record_id("deploy", id)
+    _conf, dconf, store = _open()
+    return deploy_api.status(store, dconf, deploy_id, app, env)
 
 
-@_refuses
+@refuses
 def history_(app=None, env=None, limit=20):
     """
     Past deploys, newest first.
@@ -347,27 +231,23 @@ def history_(app=None, env=None, limit=20):
 
         salt-run deploy.history app=shop env=prod limit=10
     """
-    try:
-        limit = int(limit)
-    except (TypeError, ValueError):
-        raise _Refused(f"limit must be a number, got {limit!r}") from None
-    if not 1 <= limit <= 10000:
-        raise _Refused(f"limit must be between 1 and 10000, got {limit}")
-    conf, _dconf = _conf()
-    with _store(conf).connect() as conn:
+    limit = runnerkit.bounded_int("limit", limit, 1, 10000)
+    _conf, _dconf, store = _open()
+    with store.connect() as conn:
         return history.list_runs(conn, app=app, env=env, limit=limit)
 
 
-@_refuses
+@refuses
 def rollback(
-    app=None,
-    env=None,
+    app,
+    env,
     to=None,
     strategy=None,
     batch_size=None,
     max_failures=None,
     return_timeout=None,
     instant=True,
+    background=False,
 ):
     """
     Bring ``app`` in ``env`` back to the release before the live one, or to ``to``.
@@ -382,6 +262,11 @@ def rollback(
     instant
         ``False`` redeploys even when the idle slot holds the release.
 
+    background
+        ``True`` returns the rollback (``id``, status ``pending``) and the
+        ``jid`` of the runner job that drives it as soon as it is checked and
+        recorded, as ``deploy.run`` does; follow it with ``deploy.status <id>``.
+
     CLI Example:
 
     .. code-block:: bash
@@ -389,46 +274,41 @@ def rollback(
         salt-run deploy.rollback app=shop env=prod
         salt-run deploy.rollback app=shop env=prod to=1.4.1
         salt-run deploy.rollback app=shop env=prod instant=False strategy=canary
+        salt-run deploy.rollback app=shop env=prod background=True
     """
-    _required(app=app, env=env)
-    _text_args(to=to, app=app, env=env)
-    instant = _flag("instant", instant)
-    conf, dconf = _conf()
-    store = _store(conf)
-    target = engine.rollback_request(store, app, env, to)
-    request = engine.validate_request(
-        app, env, target["version"], target["artifact"], target["sha256"], conf["cmdb"]["envs"]
+    runnerkit.required(app=app, env=env)
+    runnerkit.text_args("deploy request", to=to, app=app, env=env)
+    instant = runnerkit.flag("instant", instant)
+    background = runnerkit.flag("background", background)
+    conf, dconf, store = _open()
+    overrides = _given(
+        strategy=strategy, batch_size=batch_size, max_failures=max_failures, return_timeout=return_timeout
     )
-    extra = target["instant"] if instant else None
-    if extra:
-        overrides = _overrides(strategy="blue_green", return_timeout=return_timeout)
-    else:
-        overrides = _overrides(
-            strategy=strategy or "rolling",
-            batch_size=batch_size,
-            max_failures=max_failures,
-            return_timeout=return_timeout,
-        )
-    deploy_config.options(dconf, overrides)
-    deploy_id = engine.start(
+    user = acting_user(globals().get("__user__"))
+    job = None
+    if background:
+        from saltops.bridge import background as bg  # pylint: disable=import-outside-toplevel
+
+        job = bg.new_job(__opts__)
+    deploy_id, overrides = deploy_api.start_rollback(
         store,
         dconf,
-        request,
-        _actor(),
+        conf["cmdb"]["envs"],
+        app,
+        env,
+        user,
+        to,
+        instant,
         overrides,
-        kind="rollback",
-        rollback_of=target["from_deploy"],
-        plan_extra=extra,
+        owner=deploy_api.handoff_owner(job["jid"]) if job else None,
     )
-    executor = _executor(dconf, overrides)
-    driver = engine.Driver(
-        store, dconf, deploy_id, executor, _fire_with(executor), _progress, _balancers(dconf)
-    )
-    return _finish(driver.execute())
+    if job:
+        return _handed_over(store, dconf, deploy_id, job, user)
+    return _finish(deploy_api.Driver(store, dconf, deploy_id, **_driving(conf, dconf, store, overrides)).execute())
 
 
-@_refuses
-def resume(id=None):
+@refuses
+def resume(id):
     """
     Continue a deploy paused after its canary, or one whose runner died.
 
@@ -438,18 +318,17 @@ def resume(id=None):
 
         salt-run deploy.resume 42
     """
-    _required(id=id)
-    deploy_id = _deploy_id(id)
-    conf, dconf = _conf()
-    store = _store(conf)
-    executor = _executor(dconf)
-    return _finish(
-        engine.resume(store, dconf, deploy_id, executor, _fire_with(executor), _progress, _balancers(dconf))
-    )
+    runnerkit.required(id=id)
+    deploy_id = runnerkit.record_id("deploy", id)
+    _conf, dconf, store = _open()
+    # A deploy started with background=True was recorded for this job to drive.
+    jid = globals().get("__jid__")
+    handoff = deploy_api.handoff_owner(jid) if jid else None
+    return _finish(deploy_api.resume(store, dconf, deploy_id, handoff=handoff, **_driving(_conf, dconf, store)))
 
 
-@_refuses
-def abort(id=None):
+@refuses
+def abort(id):
     """
     Stop a deploy and roll back the hosts it switched.
 
@@ -462,22 +341,13 @@ def abort(id=None):
 
         salt-run deploy.abort 42
     """
-    _required(id=id)
-    deploy_id = _deploy_id(id)
-    conf, dconf = _conf()
-    store = _store(conf)
-    executor = _executor(dconf)
-    result = engine.abort(
-        store, dconf, deploy_id, executor, _fire_with(executor), _progress, _balancers(dconf)
-    )
-    # An aborted deploy (or one asked to stop) is what was asked for.
-    ok = result.get("status") in ("aborted", "rolling_back", "switching", "paused", "staging", "pending")
-    result["retcode"] = 0 if ok else 1
-    __context__["retcode"] = result["retcode"]
-    return result
+    runnerkit.required(id=id)
+    deploy_id = runnerkit.record_id("deploy", id)
+    _conf, dconf, store = _open()
+    return _finish(deploy_api.abort(store, dconf, deploy_id, **_driving(_conf, dconf, store)), ok=_ABORT_OK)
 
 
-@_refuses
+@refuses
 def slots(env=None):
     """
     The live blue/green slot of every app and what each slot holds
@@ -489,6 +359,6 @@ def slots(env=None):
 
         salt-run deploy.slots env=prod
     """
-    conf, _dconf = _conf()
-    with _store(conf).connect() as conn:
+    _conf, _dconf, store = _open()
+    with store.connect() as conn:
         return history.active_slots(conn, env)

@@ -3,7 +3,7 @@
     from the database; nothing from the event is trusted beyond the fingerprint. -#}
 {%- set parts = tag.split('/') %}
 {%- if parts | length == 4 and parts[3] == 'resolved' and parts[2] | length == 16 %}
-alarm-resolved-{{ parts[2] }}:
+saltops-alarm-resolved-log-{{ parts[2] }}:
   runner.alarm.history:
     - args:
       - fingerprint: {{ parts[2] | yaml_dquote }}

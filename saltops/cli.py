@@ -1,7 +1,7 @@
 """The ``saltops`` console command.
 
 saltops config master [--root DIR] [--db-url URL]   print the master config block
-saltops lab up|down|status [--dir DIR] [--json]     run the local lab (docs/lab.md)
+saltops lab up|down|status [--dir DIR] [--json] [--web-client FOLDER]   run the local lab (docs/lab.md)
 """
 
 import argparse
@@ -48,6 +48,9 @@ def _print_status(status, out):
     )
     out.write(f"api users:       {', '.join(status['users'])} (passwords in {status['users_file']})\n")
     out.write(f"CMDB:            {status['db_url']}\n")
+    alarms = status.get("alarms") or {}
+    if alarms.get("inbox"):
+        out.write(f"alarms:          tail -f {alarms['inbox']}   (rules: {alarms['rules_file']})\n")
     out.write("minions:\n")
     for minion in status["minions"]:
         out.write(f"  {minion['id']:<24} {minion['state']:<5} roles: {', '.join(minion['roles'])}\n")
@@ -60,7 +63,7 @@ def _lab(args):
     lab = Lab(args.dir)
     try:
         if args.action == "up":
-            result = lab.up()
+            result = lab.up(web_client=args.web_client)
         elif args.action == "down":
             result = lab.down()
         else:
@@ -103,6 +106,11 @@ def build_parser():
     lab.add_argument("action", choices=("up", "down", "status"))
     lab.add_argument("--dir", help="lab directory (default: $SALTOPS_LAB_DIR or ./.lab)")
     lab.add_argument("--json", action="store_true", help="print the result as JSON")
+    lab.add_argument(
+        "--web-client",
+        metavar="FOLDER",
+        help="up: have salt-api serve this static web client (SaltGUI's saltgui/ folder); '' drops it",
+    )
     lab.set_defaults(func=_lab)
     return parser
 

@@ -36,3 +36,12 @@ class Conflict(SaltOpsError):
 
 class StoreUnavailable(SaltOpsError):
     """The database cannot be reached."""
+
+
+class StoreFull(StoreUnavailable):
+    """The database cannot be written: the disk (or the table space) holding it is full.
+
+    A kind of :class:`StoreUnavailable`, so that code which waits for the
+    database to come back also waits for space to come back; its message says
+    where space must be freed.
+    """

@@ -15,7 +15,15 @@ _VALID = re.compile(r"^[\w.@+-]{1,128}$")
 def acting_user(salt_user=None):
     """Resolve the acting user from Salt's ``__user__`` (or the OS when absent)."""
     user = salt_user
-    if not user or user in ("root", "salt", "UNKNOWN"):
+    sudo_user = os.environ.get("SUDO_USER")
+    if user and sudo_user and str(user) == f"sudo_{sudo_user}":
+        # salt-run under sudo: Salt's CLI names the caller "sudo_<SUDO_USER>" (salt.utils.user.get_specific_user).
+        user = sudo_user
+    if user == "UNKNOWN":
+        # Salt's placeholder for a call that named nobody (RunnerClient.low without a
+        # user, in the master's own process): the person is the OS user running it.
+        user = None
+    if not user or user in ("root", "salt"):
         # Salt reports 'root' for a CLI call made with sudo; the sudo user is the person.
         user = os.environ.get("SUDO_USER") or user or getpass.getuser()
     user = str(user)

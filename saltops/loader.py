@@ -16,6 +16,7 @@ _KINDS = {
     "modules": "_modules",
     "engines": "_engines",
     "pillar": "_pillar",
+    "output": "_output",
 }
 
 

@@ -8,24 +8,26 @@ SaltOps adds its figures in one of two ways:
 * figures read at scrape time (from the database, usually): a module
   ``saltops/<part>/metrics.py`` with ``collect(store)`` yielding
   ``prometheus_client`` metric families is found by :func:`use_store`
-  (parts: see :data:`PARTS`), or any callable given to :func:`register`.
+  (every subpackage of ``saltops`` that has one), or any callable given to
+  :func:`register`.
 
 A collector that raises does not break the scrape: it is skipped and
 ``saltops_metrics_collector_errors_total{collector}`` counts it.
 """
 
 import importlib
+import importlib.util
 import logging
+import pkgutil
 import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=False)
-PARTS = ("cmdb", "deploy", "confpush", "tickets", "alarms")
 
 _LOCK = threading.Lock()
 _METRICS = {}
@@ -89,36 +91,25 @@ class _Hooks:
 REGISTRY.register(_Hooks())
 
 
-def cmdb_hosts(store):
-    """CMDB figures straight from the core tables: hosts by status and the change counter."""
-    import sqlalchemy as sa
+def parts_with_metrics():
+    """Names of the ``saltops`` subpackages that have a ``metrics`` module."""
+    import saltops  # pylint: disable=import-outside-toplevel
 
-    from saltops.store.schema import hosts, meta
-
-    with store.connect() as conn:
-        rows = conn.execute(sa.select(hosts.c.status, sa.func.count()).group_by(hosts.c.status)).all()
-        version = conn.execute(sa.select(meta.c.value).where(meta.c.name == "cmdb_version")).scalar()
-    family = GaugeMetricFamily("saltops_cmdb_hosts", "CMDB hosts by status", labels=["status"])
-    for status, count in rows:
-        family.add_metric([status], count)
-    yield family
-    yield GaugeMetricFamily("saltops_cmdb_version", "CMDB change counter", value=version or 0)
+    found = []
+    for info in pkgutil.iter_modules(saltops.__path__):
+        if info.ispkg and importlib.util.find_spec(f"saltops.{info.name}.metrics") is not None:
+            found.append(info.name)
+    return sorted(found)
 
 
 def use_store(store):
-    """Register the database-backed collectors: CMDB hosts, and each part's ``metrics.collect``."""
-    register("cmdb_hosts", lambda: cmdb_hosts(store))
+    """Register each part's scrape-time ``metrics.collect(store)``; returns the parts found."""
     found = []
-    for part in PARTS:
-        try:
-            module = importlib.import_module(f"saltops.{part}.metrics")
-        except ModuleNotFoundError as err:
-            if err.name and err.name.startswith(f"saltops.{part}"):
-                continue
-            raise
+    for part in parts_with_metrics():
+        module = importlib.import_module(f"saltops.{part}.metrics")
         collect = getattr(module, "collect", None)
         if callable(collect):
-            register(f"{part}", lambda collect=collect: collect(store))
+            register(part, lambda collect=collect: collect(store))
             found.append(part)
     return found
 

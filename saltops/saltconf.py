@@ -18,6 +18,8 @@ from saltops.paths import tree_root
 # entries may share a tag; they are grouped in the order given.
 REACTORS = [
     ("saltops/cmdb/changed", "reactor/cmdb_changed.sls"),
+    # A host that gained an app gets the app's config set (docs/confpush.md).
+    ("saltops/cmdb/changed", "reactor/confpush_cmdb_changed.sls"),
     ("saltops/cmdb/recovered", "reactor/cmdb_recovered.sls"),
     # A firing alarm whose rule has `remediate:`: run the rule's allow-listed action.
     ("saltops/alarm/*/firing", "reactor/alarm_remediate.sls"),
@@ -31,6 +33,9 @@ ENGINES = [
     # declines to start (and says why in the master log) until
     # saltops:alarms:rules_file is set.
     ("saltops_alarms", {}),
+    # Scheduled tasks (the `task` runner): sleeps until the next due time; each due
+    # time fires once among the masters sharing the database.
+    ("saltops_tasks", {}),
 ]
 
 # salt-api clients the runners and the CI hand-over use.

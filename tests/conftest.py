@@ -13,7 +13,7 @@ Daemons (session scope; a test that asks for one starts it once)
                      seeded with the lab's demo hosts before the master starts
   salt_minions       ``{minion id: factory}`` for the three minions, whose ids are
                      CMDB hostnames: web01/lb01/db01.lab.saltops (``MINION_IDS``),
-                     with SaltOps' execution modules synced (saltutil.sync_modules)
+                     with SaltOps' execution modules and beacons synced (saltutil.sync_modules, sync_beacons)
   salt_api           salt-api attached to ``salt_master``
   saltops_master_factory(master_id, db_url=None, extra=None)
                      an un-started master configured the same way, for tests that
@@ -219,9 +219,11 @@ def salt_minions(salt_master):
         for factory in factories.values():
             factory.start(start_timeout=120)
             started.append(factory)
-        # Like the lab: SaltOps' execution modules (salt://_modules) on every minion.
-        ret = salt_master.salt_cli(timeout=120).run("saltutil.sync_modules", minion_tgt="*")
-        assert ret.returncode == 0, ret
+        # Like the lab: SaltOps' execution modules (salt://_modules) and the monitoring
+        # beacons the pillar sets by role (salt://_beacons) on every minion.
+        for sync in ("saltutil.sync_modules", "saltutil.sync_beacons"):
+            ret = salt_master.salt_cli(timeout=120).run(sync, minion_tgt="*")
+            assert ret.returncode == 0, ret
         yield factories
     finally:
         for factory in reversed(started):

@@ -17,9 +17,10 @@ import collections
 import heapq
 import itertools
 import logging
+import urllib.parse
 
 from saltops.alarms.matchers import fingerprint, matches_all
-from saltops.alarms.model import FIRING, PENDING, RESOLVED, Alert, render
+from saltops.alarms.model import ABSENT, BEACON, EXTERNAL, FIRING, PENDING, RESOLVED, Alert, render
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class Evaluator:
     def __init__(self, ruleset, labels=None, started=0.0):
         self.ruleset = ruleset
         self.labels = labels or (lambda _host: {})
+        # name or address -> CMDB hostname (None: unknown); the labels provider's when it has one.
+        self.resolve = getattr(labels, "resolve", None) or (lambda _name: None)
         self.alerts = {}  # fingerprint -> Alert (active, and resolved ones not yet reported)
         self.hosts = {}  # hostname -> last time anything valid came from it
         self.hosts_dirty = set()
@@ -85,7 +88,7 @@ class Evaluator:
                 alert.resolve_after = self.ruleset.resolve_after
             self._put(alert)
             self._schedule(alert)
-            if alert.source == "absent" and alert.state == FIRING:
+            if alert.source == ABSENT and alert.state == FIRING:
                 self._absent_hosts.add(alert.labels.get("host"))
         self.hosts.update(hosts)
         self.reschedule_hosts()
@@ -119,10 +122,10 @@ class Evaluator:
     # -- deadlines ------------------------------------------------------------------------
     def _deadline(self, alert):
         """When :meth:`tick` must look at ``alert`` next (None: only a sample can change it)."""
-        if alert.state == RESOLVED or alert.source == "absent":
+        if alert.state == RESOLVED or alert.source == ABSENT:
             return None
         due = max(alert.last_seen, self.started) + alert.resolve_after
-        if alert.source == "prometheus" and alert.ends_at:
+        if alert.source == EXTERNAL and alert.ends_at:
             due = min(due, alert.ends_at)
         if alert.state == PENDING:
             due = min(due, alert.active_since + alert.for_)
@@ -136,6 +139,12 @@ class Evaluator:
     def _schedule_host(self, host, due):
         heapq.heappush(self._host_due, (due, next(self._seq), host))
         self._host_scheduled.add(host)
+
+    def use_rules(self, ruleset):
+        """Evaluate with new rules from now on, keeping every alert and host in memory."""
+        self.ruleset = ruleset
+        self._fp_cache.clear()  # keyed by rule name: a renamed or re-keyed rule must not reuse an id
+        self.reschedule_hosts()  # the absent rules (and their periods) may have changed
 
     def reschedule_hosts(self):
         """Build the host deadlines again (after a restore, or when the absent rules changed)."""
@@ -238,7 +247,7 @@ class Evaluator:
                 self._resolve(alert, ts)
         return True
 
-    def _new(self, rule, host, key_labels, fp, ts, value, source="beacon"):
+    def _new(self, rule, host, key_labels, fp, ts, value, source=BEACON):
         labels = {}
         labels.update(self.labels(host))
         labels.update(rule.labels)
@@ -300,19 +309,28 @@ class Evaluator:
 
     # -- alerts from Alertmanager ------------------------------------------------------------
     def external(self, labels, annotations, status, starts_at, ends_at, now):
-        """An alert from Prometheus/Alertmanager, routed like our own."""
-        fp = fingerprint(labels)
+        """An alert from Prometheus/Alertmanager, routed like our own.
+
+        Its fingerprint lives in its own namespace: a ``resolved`` that
+        carries a beacon alarm's labels finds no beacon alarm to resolve.
+        """
+        fp = fingerprint(labels, namespace=EXTERNAL)
         alert = self.alerts.get(fp)
         if status == RESOLVED:
             if alert is not None and alert.state == FIRING:
                 self._resolve(alert, ends_at or now)
             return alert
-        host = labels.get("host") or labels.get("instance", "").rsplit(":", 1)[0]
+        named = source_host(labels)
+        host = (self.resolve(named) or named) if named else None
         full = dict(self.labels(host)) if host else {}
         full.update(labels)
+        if host:
+            # The same `host` a beacon alarm of that machine carries, so that silences and
+            # `equal: [host]` inhibitions treat both alike (the source's own labels stay as sent).
+            full["host"] = host
         full.setdefault("severity", "warning")
         if alert is None or alert.state == RESOLVED:
-            alert = Alert(fp, full.get("alertname", "external"), "prometheus", full,
+            alert = Alert(fp, full.get("alertname", "external"), EXTERNAL, full,
                           dict(annotations), PENDING, now, resolve_after=self.ruleset.resolve_after,
                           active_since=starts_at or now)
             self._put(alert)
@@ -338,10 +356,10 @@ class Evaluator:
         for _when, _seq, alert in due:
             if self.alerts.get(alert.fingerprint) is not alert:
                 continue  # forgotten, or replaced by a newer alert of the same identity
-            if alert.state == RESOLVED or alert.source == "absent":
+            if alert.state == RESOLVED or alert.source == ABSENT:
                 continue
             seen = max(alert.last_seen, floor)
-            if alert.source == "prometheus" and alert.ends_at and alert.ends_at < now:
+            if alert.source == EXTERNAL and alert.ends_at and alert.ends_at < now:
                 self._resolve(alert, now)
                 continue
             if now - seen > alert.resolve_after:
@@ -381,7 +399,7 @@ class Evaluator:
                 alert = self.alerts.get(fp)
                 if alert is not None and alert.state != RESOLVED:
                     continue
-                alert = self._new(rule, host, {}, fp, now, None, source="absent")
+                alert = self._new(rule, host, {}, fp, now, None, source=ABSENT)
                 alert.last_seen = last
                 alert.active_since = last
                 self._fire(alert, now)
@@ -415,6 +433,41 @@ class Evaluator:
         self.hosts.pop(host, None)
         self.hosts_dirty.discard(host)
         self._host_scheduled.discard(host)
+
+
+# Labels that name the machine an external alert is about, in the order they are trusted.
+HOST_LABELS = ("host", "hostname", "nodename", "instance")
+
+
+def host_part(value):
+    """The host an address names: ``db01:9100`` -> ``db01``, ``[2001:db8::5]:9100`` -> ``2001:db8::5``.
+
+    A bare IPv6 address (more than one colon, no brackets) is kept whole; a URL (a
+    blackbox probe's ``instance``) gives its host.
+    """
+    value = value.strip()
+    if "://" in value:
+        try:
+            return urllib.parse.urlsplit(value).hostname or ""
+        except ValueError:
+            return ""
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else ""
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
+
+
+def source_host(labels):
+    """The machine an external alert names (labels ``host``, ``hostname``, ``nodename``, ``instance``), or None."""
+    for key in HOST_LABELS:
+        value = labels.get(key)
+        if isinstance(value, str) and value.strip():
+            found = host_part(value)[:MAX_LABEL]
+            if found:
+                return found
+    return None
 
 
 def _text(value):

@@ -2,19 +2,14 @@
 
 A labels provider is any callable taking a hostname and returning a dict of
 string labels (empty for a host the CMDB does not know).  :class:`CmdbLabels`
-is the real one: it keeps every host's labels in memory, reloads them when the
-CMDB change counter (``saltops_meta.cmdb_version``) moves, and keeps serving
-the last good copy while the database is unreachable, so an alarm never waits
-for the CMDB.
+is the real one, over the same in-memory CMDB snapshot the pillar renders from.
 """
 
+import ipaddress
 import logging
 import threading
-import time
 
-import sqlalchemy as sa
-
-from saltops.store.schema import host_lines, host_roles, hosts, meta
+from saltops.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -42,69 +37,99 @@ def record_labels(record):
     }
 
 
-def load_all(conn):
-    """Every CMDB host's labels, read in three queries."""
-    records = {}
-    ids = {}
-    for row in conn.execute(
-        sa.select(hosts.c.id, hosts.c.hostname, hosts.c.idc, hosts.c.env, hosts.c.owner,
-                  hosts.c.status, hosts.c.platform)
-    ):
-        ids[row.id] = row.hostname
-        records[row.hostname] = {"idc": row.idc, "env": row.env, "owner": row.owner,
-                                 "status": row.status, "platform": row.platform,
-                                 "roles": [], "lines": {}}
-    for row in conn.execute(sa.select(host_roles.c.host_id, host_roles.c.role)):
-        if row.host_id in ids:
-            records[ids[row.host_id]]["roles"].append(row.role)
-    for row in conn.execute(sa.select(host_lines.c.host_id, host_lines.c.line, host_lines.c.address)):
-        if row.host_id in ids:
-            records[ids[row.host_id]]["lines"][row.line] = row.address
-    return {name: record_labels(rec) for name, rec in records.items()}
+def record_addresses(record):
+    """Every address of a CMDB record: its main ``ip`` and the address of each of its lines."""
+    found = [record.get("ip")]
+    found.extend((record.get("lines") or {}).values())
+    return {canonical(a) for a in found if isinstance(a, str) and a.strip()}
+
+
+def canonical(address):
+    """One spelling per address (``2001:DB8:0::5`` and ``2001:db8::5`` are one); names lowercased."""
+    text = address.strip().lower()
+    if ":" not in text:
+        return text  # IPv4 or a name: one spelling already (and the common case, kept cheap)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def address_index(snapshot):
+    """``address -> hostname`` over a snapshot; an address two hosts claim maps to neither."""
+    index, shared = {}, set()
+    for name in snapshot.packed:
+        for address in record_addresses(snapshot.record(name) or {}):
+            if index.setdefault(address, name) != name:
+                shared.add(address)
+    for address in shared:
+        del index[address]
+    return index
 
 
 class CmdbLabels:
-    """A labels provider over the CMDB tables, refreshed on change."""
+    """A labels provider over a CMDB snapshot cache (:class:`saltops.pillar.cache.SnapshotCache`).
 
-    def __init__(self, store, check_interval=5.0, clock=time.monotonic):
-        self.store = store
-        self.check_interval = check_interval
-        self.clock = clock
-        self._labels = {}
+    The cache is the pillar's: it asks the database only when the CMDB version
+    moved and serves its last snapshot, marked stale, while the database is
+    down, so an alarm never waits for the CMDB.  Labels are worked out once per
+    host and snapshot version.
+    """
+
+    def __init__(self, cache):
+        self.cache = cache
         self._version = None
-        self._checked = None
+        self._labels = {}
+        self._addresses = None  # address -> hostname, built on the first lookup of a snapshot version
         self._lock = threading.Lock()
-        self.refresh()
 
-    def _current_version(self, conn):
-        return conn.execute(sa.select(meta.c.value).where(meta.c.name == "cmdb_version")).scalar()
-
-    def refresh(self, force=False):
-        """Reload when the CMDB changed; return True when new data was loaded."""
-        with self._lock:
-            self._checked = self.clock()
-            try:
-                with self.store.connect() as conn:
-                    version = self._current_version(conn)
-                    if not force and version is not None and version == self._version:
-                        return False
-                    self._labels = load_all(conn)
-                    self._version = version
-                    return True
-            except Exception as err:  # keep serving the last good labels
-                log.warning("CMDB labels not refreshed, serving the last good copy: %s", err)
-                return False
-
-    def maybe_refresh(self):
-        if self._checked is None or self.clock() - self._checked >= self.check_interval:
-            self.refresh()
+    def _snapshot(self):
+        try:
+            return self.cache.current().snapshot
+        except StoreUnavailable as err:  # no snapshot at all yet: no labels, the alarm goes on
+            log.warning("CMDB labels unavailable: %s", err)
+            return None
 
     @property
     def version(self):
+        """The CMDB version of the labels served last."""
         return self._version
 
-    def known(self, hostname):
-        return hostname in self._labels
-
     def __call__(self, hostname):
-        return self._labels.get(hostname, {})
+        snap = self._snapshot()
+        if snap is None:
+            return {}
+        with self._lock:
+            if snap.version != self._version:
+                self._version, self._labels = snap.version, {}
+                self._addresses = None
+            found = self._labels.get(hostname)
+            if found is None:
+                record = snap.record(hostname)
+                found = record_labels(record) if record is not None else {}
+                self._labels[hostname] = found
+            return found
+
+    def resolve(self, name):
+        """The CMDB hostname ``name`` stands for: itself, or the host one of whose lines has that address.
+
+        ``None`` when the CMDB knows neither.  The address index is built once per
+        snapshot version, on the first lookup that needs it.
+        """
+        snap = self._snapshot()
+        if snap is None or not name:
+            return None
+        for candidate in (name, name.lower()):
+            if candidate in snap:
+                return candidate
+        with self._lock:
+            if snap.version != self._version:
+                self._version, self._labels = snap.version, {}
+                self._addresses = None
+            if self._addresses is None:
+                self._addresses = address_index(snap)
+            return self._addresses.get(canonical(name))
+
+    def known(self, hostname):
+        snap = self._snapshot()
+        return snap is not None and hostname in snap

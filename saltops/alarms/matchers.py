@@ -8,11 +8,10 @@ exact values (``{severity: critical}``).
 import hashlib
 import re
 
+from saltops.durations import parse_duration  # re-exported: rules and runners read it here
 from saltops.errors import ValidationError
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"=!~]*))\s*$')
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -92,36 +91,44 @@ def parse_matchers(spec, where="matchers"):
     return out
 
 
+def split_matchers(text):
+    """``'a="x,y",b=~"z"'`` -> ``['a="x,y"', 'b=~"z"']``: split on commas outside quotes."""
+    out, cur, quoted, escaped = [], "", False, False
+    for ch in text:
+        if escaped:
+            cur += ch
+            escaped = False
+        elif ch == "\\":
+            cur += ch
+            escaped = True
+        elif ch == '"':
+            cur += ch
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
 def matches_all(matchers, labels):
     return all(m.matches(labels) for m in matchers)
 
 
-def parse_duration(value, where="duration"):
-    """``90``, ``"90s"``, ``"1m30s"``, ``"2h"`` -> seconds (float)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: {value!r} is not a duration")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"{where}: a duration cannot be negative")
-        return float(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}: {value!r} is not a duration (use e.g. 30s, 5m, 1h)")
-    text = value.strip()
-    pos = 0
-    total = 0.0
-    for found in _DURATION.finditer(text):
-        if found.start() != pos:
-            break
-        total += float(found.group(1)) * _UNITS[found.group(2)]
-        pos = found.end()
-    if pos != len(text) or pos == 0:
-        raise ValueError(f"{where}: {value!r} is not a duration (use e.g. 30s, 5m, 1h)")
-    return total
+def fingerprint(labels, namespace=None):
+    """A stable id for a label set (order-independent).
 
-
-def fingerprint(labels):
-    """A stable id for a label set (order-independent)."""
+    ``namespace`` keeps alerts of another source apart from the pipeline's
+    own: with ``namespace="prometheus"`` no label set, whatever it holds, can
+    hash to the fingerprint of an alarm the pipeline raised (whose label names
+    are checked words, so none starts with the namespace's separator).
+    """
     raw = "\x1f".join(f"{k}\x1e{labels[k]}" for k in sorted(labels))
+    if namespace is not None:
+        raw = f"\x1d{namespace}\x1d{raw}"
     return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
@@ -143,4 +150,5 @@ __all__ = [
     "parse_duration",
     "parse_matcher",
     "parse_matchers",
+    "split_matchers",
 ]

@@ -8,6 +8,16 @@ PENDING = "pending"
 FIRING = "firing"
 RESOLVED = "resolved"
 
+# Where an alert comes from (``Alert.source``, the ``source`` column).  The
+# pipeline's own alarms are raised from minion events it validated (beacons
+# and tag rules) or from a host falling silent; external ones arrive on the
+# Alertmanager webhook and only ever notify: they never reach remediation and
+# never share a fingerprint with the pipeline's own (see matchers.fingerprint).
+BEACON = "beacon"
+ABSENT = "absent"
+EXTERNAL = "prometheus"
+PIPELINE_SOURCES = (BEACON, ABSENT)
+
 
 class Alert:
     """One alarm identity (``fingerprint``) and its current state."""

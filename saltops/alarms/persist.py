@@ -12,8 +12,8 @@ from sqlalchemy.dialects import mysql, sqlite
 from saltops.alarms import silence as silence_mod
 from saltops.alarms.model import Alert
 from saltops.alarms.nflog import Entry
-from saltops.alarms.schema import alarms, history, hosts_seen, nflog
-from saltops.notify import outbox
+from saltops.alarms.schema import alarms, history, hosts_seen, nflog, remediations
+from saltops.notify import queue as notify_queue
 from saltops.store.outbox import enqueue as event_outbox_enqueue
 
 _ALARM_COLS = ("rule", "source", "labels", "annotations", "state", "value", "active_since", "fired_at",
@@ -86,11 +86,17 @@ def write(store, batch, now, events=()):
     return write_pending(store, Pending(batch, now, events))
 
 
-def write_pending(store, pending):
-    """Commit a :class:`Pending` in one transaction; return what to deliver."""
+def write_pending(store, pending, fence=None):
+    """Commit a :class:`Pending` in one transaction; return what to deliver.
+
+    ``fence(conn, now)`` runs first in the transaction and raises to refuse the write
+    (the engine lease: :meth:`saltops.alarms.lease.Lease.fence`).
+    """
     now = pending.now
     queued = []
     with store.begin() as conn:
+        if fence is not None:
+            fence(conn, now)
         for tag, data in pending.events:
             event_outbox_enqueue(conn, tag, data)
         rows = list(pending.rows.values())
@@ -109,7 +115,7 @@ def write_pending(store, pending):
         silence_mod.end_acks(conn, pending.ended_acks, now)
         for note in pending.notifications:
             for channel in note.channels:
-                oid = outbox.enqueue(conn, channel, note.receiver, note.group_id, note.payload, now)
+                oid = notify_queue.enqueue(conn, channel, note.receiver, note.group_id, note.payload, now)
                 queued.append((oid, channel, note.payload))
     return queued
 
@@ -135,10 +141,14 @@ def load(conn):
 
 
 def prune(conn, now, keep_days=30):
-    """Drop history, resolved alarms and delivered notifications older than ``keep_days``."""
+    """Drop history, resolved alarms, remediation runs and delivered notifications older than ``keep_days``."""
     cutoff = now - keep_days * 86400
     conn.execute(history.delete().where(history.c.ts < cutoff))
     conn.execute(alarms.delete().where(alarms.c.state == "resolved", alarms.c.updated_at < cutoff,
                                        alarms.c.pending_resolve.is_(False)))
     conn.execute(nflog.delete().where(nflog.c.ts < cutoff))
-    outbox.prune(conn, cutoff)
+    # A firing alarm keeps its runs, however old: its episode's row is what stops a second action.
+    firing = sa.select(alarms.c.fingerprint).where(alarms.c.state == "firing")
+    conn.execute(remediations.delete().where(remediations.c.started_at < cutoff,
+                                             remediations.c.fingerprint.not_in(firing)))
+    notify_queue.prune(conn, cutoff)

@@ -82,9 +82,7 @@ class Pipeline:
     def reload(self, ruleset):
         """Switch to new rules, keeping alerts; groups are rebuilt on the new routing tree."""
         self.ruleset = ruleset
-        self.evaluator.ruleset = ruleset
-        self.evaluator._fp_cache.clear()
-        self.evaluator.reschedule_hosts()  # the absent rules (and their periods) may have changed
+        self.evaluator.use_rules(ruleset)
         self.inhibitor = Inhibitor(ruleset.inhibit_rules)
         old = self.dispatcher
         self.dispatcher = Dispatcher(ruleset, external_url=old.external_url)
@@ -199,21 +197,23 @@ class Pipeline:
 _AM_STATUSES = (FIRING, RESOLVED)
 
 
-def validate_alertmanager(payload):
+def validate_alertmanager(payload, max_alerts=1000):
     """Check an Alertmanager webhook body; return [(labels, annotations, status, starts, ends)].
 
-    Raises ValueError with a readable message on anything malformed.
+    Raises ValueError with a readable message on anything malformed.  The
+    message names the place of the fault, never a value from the payload: it
+    goes back to the sender and into logs.
     """
     if not isinstance(payload, dict):
         raise ValueError("the body must be a JSON object (Alertmanager webhook payload)")
     version = payload.get("version")
     if version != "4":
-        raise ValueError(f"unsupported webhook payload version {version!r} (expected \"4\")")
+        raise ValueError('unsupported webhook payload version (expected "4")')
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise ValueError("'alerts' must be a list")
-    if len(alerts) > 1000:
-        raise ValueError("at most 1000 alerts per request")
+    if len(alerts) > max_alerts:
+        raise ValueError(f"at most {max_alerts} alerts per request")
     out = []
     for idx, item in enumerate(alerts):
         if not isinstance(item, dict):
@@ -235,7 +235,7 @@ def validate_alertmanager(payload):
         try:
             starts = parse_iso(item.get("startsAt"))
             ends = parse_iso(item.get("endsAt"))
-        except ValueError as err:
-            raise ValueError(f"alerts[{idx}]: bad timestamp: {err}") from None
+        except ValueError:
+            raise ValueError(f"alerts[{idx}]: bad timestamp in startsAt or endsAt (RFC 3339 expected)") from None
         out.append((dict(labels), {k: v[:4096] for k, v in annotations.items()}, status, starts, ends))
     return out

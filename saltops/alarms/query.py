@@ -1,4 +1,4 @@
-"""Read side for the ``alarm`` runner: alarms, history, notifications; and remediation plans."""
+"""Read side for the ``alarm`` runner: alarms, history, notifications."""
 
 import re
 import time
@@ -7,7 +7,6 @@ import sqlalchemy as sa
 
 from saltops.alarms.matchers import parse_duration
 from saltops.alarms.model import iso
-from saltops.alarms.rules import SAFE_ARG
 from saltops.alarms.schema import alarms, history
 from saltops.errors import NotFound, ValidationError
 
@@ -65,23 +64,3 @@ def history_rows(conn, fingerprint=None, host=None, since=None, limit=100, now=N
         item["ts"] = iso(item["ts"])
         out.append(item)
     return out
-
-
-def remediation(ruleset, row):
-    """(target minion, function, args) for a firing alarm whose rule says how to fix it."""
-    if row.state != "firing":
-        raise ValidationError(f"alarm {row.fingerprint} is {row.state}", ["only a firing alarm is remediated"])
-    rule = next((r for r in ruleset.rules if r.name == row.rule), None)
-    if rule is None or not rule.remediate:
-        raise ValidationError(f"rule {row.rule} has no remediate: section", ["nothing to do for this alarm"])
-    host = row.labels.get("host", "")
-    if not SAFE_ARG.match(host):
-        raise ValidationError("unsafe host label", [f"{host!r}"])
-    args = list(rule.remediate.get("args") or [])
-    label = rule.remediate.get("arg_label")
-    if label:
-        value = row.labels.get(label, "")
-        if not SAFE_ARG.match(value):
-            raise ValidationError("unsafe remediation argument", [f"label {label}={value!r} is not a plain word"])
-        args.append(value)
-    return host, rule.remediate["function"], args

@@ -36,6 +36,8 @@ _RULE_KEYS = {
 # What `alarm.remediate` may run on the alarm's host (the reactor calls it with a fingerprint only).
 REMEDIATIONS = ("service.restart", "service.start", "supervisord.restart", "supervisord.start", "state.apply")
 SAFE_ARG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
+# After a remediation of an alarm, none again for this long (seconds), even when it fires anew.
+REMEDIATE_COOLDOWN = 600.0
 _ROUTE_KEYS = {"receiver", "group_by", "group_wait", "group_interval", "repeat_interval", "matchers",
                "routes", "continue"}
 _TOP_KEYS = {"defaults", "rules", "route", "receivers", "inhibit_rules"}
@@ -172,7 +174,7 @@ def _labels(raw, where, problems):
     return out
 
 
-def _rule(raw, idx, problems, resolve_after):
+def _rule(raw, idx, problems, resolve_after, cooldown=REMEDIATE_COOLDOWN):
     where = f"rules[{idx}]"
     if not isinstance(raw, dict):
         problems.append(f"{where}: a rule is a mapping")
@@ -262,9 +264,14 @@ def _rule(raw, idx, problems, resolve_after):
             arg_label = remediate.get("arg_label")
             if arg_label is not None and (not isinstance(arg_label, str) or not LABEL_NAME.match(arg_label)):
                 problems.append(f"{where}.remediate.arg_label: a label name")
-            extra = set(remediate) - {"function", "args", "arg_label"}
+            extra = set(remediate) - {"function", "args", "arg_label", "cooldown"}
             if extra:
                 problems.append(f"{where}.remediate: unknown keys {sorted(extra)}")
+            remediate = dict(remediate)
+            remediate["cooldown"] = _duration(remediate.get("cooldown"), f"{where}.remediate.cooldown", problems,
+                                              cooldown)
+            if remediate["cooldown"] is not None and remediate["cooldown"] < 0:
+                problems.append(f"{where}.remediate.cooldown: zero or a positive duration")
     fire_event = raw.get("fire_event", remediate is not None)
     if not isinstance(fire_event, bool):
         problems.append(f"{where}.fire_event: true or false")
@@ -330,6 +337,11 @@ def parse(data, channels=None, source=None):
         problems.append("defaults: a mapping")
         defaults = {}
     resolve_after = _duration(defaults.get("resolve_after"), "defaults.resolve_after", problems, 300.0)
+    cooldown = _duration(defaults.get("remediate_cooldown"), "defaults.remediate_cooldown", problems,
+                         REMEDIATE_COOLDOWN)
+    unknown = set(defaults) - {"resolve_after", "remediate_cooldown"}
+    if unknown:
+        problems.append(f"defaults: unknown keys {sorted(unknown)} (allowed: resolve_after, remediate_cooldown)")
 
     receivers = {}
     raw_receivers = data.get("receivers")
@@ -369,7 +381,7 @@ def parse(data, channels=None, source=None):
         raw_rules = []
     seen = set()
     for idx, raw in enumerate(raw_rules):
-        rule = _rule(raw, idx, problems, resolve_after)
+        rule = _rule(raw, idx, problems, resolve_after, cooldown)
         if rule is None:
             continue
         if rule.name in seen:

@@ -1,5 +1,8 @@
 """Tables of the alarm pipeline (Alembic branch ``alarms``).
 
+The notification tables created by the same migration belong to
+:mod:`saltops.notify.schema`.
+
 Times are epoch seconds stored as double precision: the pipeline compares
 them with ``time.time()`` and sub-second precision matters for latency.
 """
@@ -48,6 +51,26 @@ history = sa.Table(
     sa.Column("actor", sa.String(128), nullable=True),
 )
 
+# One row per remediation run: at most one per firing episode of an alarm (the
+# primary key), written in the transaction that decides to run it.
+remediations = sa.Table(
+    "alarm_remediations",
+    metadata,
+    sa.Column("fingerprint", sa.String(40), primary_key=True),
+    # The episode: the alarm's fired_at in milliseconds (a new firing is a new episode).
+    sa.Column("episode", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("host", sa.String(253), nullable=False),
+    sa.Column("function", sa.String(64), nullable=False),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=True),
+    sa.Column("started_at", _TS, nullable=False, index=True),
+    sa.Column("finished_at", _TS, nullable=True),
+    # None while running (or when the master died before the answer came back).
+    sa.Column("ok", sa.Boolean, nullable=True),
+    sa.Column("detail", sa.String(1024), nullable=True),
+)
+
 silences = sa.Table(
     "alarm_silences",
     metadata,
@@ -84,34 +107,13 @@ hosts_seen = sa.Table(
     sa.Column("last_seen", _TS, nullable=False),
 )
 
-# Notifications waiting for (or done with) delivery, one row per channel.
-outbox = sa.Table(
-    "notify_outbox",
+# Which alarm engine evaluates among the masters sharing this database, and until when
+# (saltops.alarms.lease).  One row per lease name; the holder renews it while it runs.
+leases = sa.Table(
+    "alarm_leases",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("channel", sa.String(64), nullable=False),
-    sa.Column("receiver", sa.String(128), nullable=False),
-    sa.Column("group_id", sa.String(64), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", _TS, nullable=False),
-    sa.Column("next_attempt_at", _TS, nullable=False),
-    sa.Column("sent_at", _TS, nullable=True),
-    sa.Column("last_error", sa.String(1024), nullable=True),
-    sa.Index("ix_notify_outbox_due", "status", "next_attempt_at"),
-)
-
-# One row per delivery attempt.
-deliveries = sa.Table(
-    "notify_deliveries",
-    metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("outbox_id", _ID, nullable=True, index=True),
-    sa.Column("channel", sa.String(64), nullable=False),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("ok", sa.Boolean, nullable=False),
-    sa.Column("error", sa.String(1024), nullable=True),
-    sa.Column("duration_ms", sa.Integer, nullable=False),
-    sa.Column("ts", _TS, nullable=False, index=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("expires_at", _TS, nullable=False),
+    sa.Column("acquired_at", _TS, nullable=False),
 )

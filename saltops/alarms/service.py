@@ -2,7 +2,7 @@
 
 Three threads carry an event to a notification:
 
-* a reader (:class:`saltops.alarms.bus.BusReader`, or :meth:`AlarmService.reader`
+* a reader (:class:`saltops.bridge.bus.BusReader`, or :meth:`AlarmService.reader`
   over any ``get_event`` callable) appends bus events to a queue;
 * the main loop wakes every ``tick``, runs what was queued through the
   pipeline (validate, evaluate), evaluates time, flushes due groups and hands
@@ -23,22 +23,24 @@ import os
 import threading
 import time
 
-import sqlalchemy as sa
-
 from saltops import metrics
-from saltops.alarms import persist, rules, settings
+from saltops.alarms import http, persist, rules, settings
 from saltops.alarms import silence as silence_mod
-from saltops.alarms.http import Endpoint
 from saltops.alarms.ingest import AcceptedKeys, Ingest
 from saltops.alarms.labels import CmdbLabels
-from saltops.alarms.model import FIRING, RESOLVED
+from saltops.alarms.lease import Lease
+from saltops.alarms.model import FIRING, PIPELINE_SOURCES, RESOLVED
 from saltops.alarms.pipeline import Pipeline
 from saltops.alarms.writer import WriteBehind
 from saltops.notify import registry
 from saltops.notify.worker import Deliverer, RetryPolicy
-from saltops.store.schema import event_outbox
+from saltops.pillar.cache import labels_cache
+from saltops.store import outbox as event_outbox
 
 log = logging.getLogger(__name__)
+
+# saltops/alarm/<fingerprint>/firing|resolved: the events this engine puts in the outbox and fires.
+ALARM_TAGS = "saltops/alarm/"
 
 
 class _Figures:
@@ -57,6 +59,9 @@ class _Figures:
                                             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.http_rejects = metrics.counter("saltops_alarm_webhook_rejected_total",
                                             "Alertmanager webhook requests refused", ["reason"])
+        self.http_refused = metrics.counter("saltops_alarm_http_refused_total",
+                                            "Connections and requests the HTTP endpoint cut off or refused "
+                                            "(other than webhook requests)", ["reason"])
         self.rules_errors = metrics.counter("saltops_alarm_rules_reload_errors_total",
                                             "Rules file reloads refused because the file was invalid")
         metrics.register("alarms", service.collect)
@@ -68,34 +73,38 @@ class _Figures:
 
 
 class AlarmService:
-    def __init__(self, conf, store, labels=None, accepted=None, fire=None, clock=time.time):
+    def __init__(self, conf, store, labels=None, accepted=None, fire=None, clock=time.time, holder=None):
         self.conf = conf
         self.alarms_conf, self.notify_conf = settings.load(conf)
         self.store = store
         self.clock = clock
-        self.fire = fire  # fire(tag, data) on the master bus, or None
+        # fire(tag, data) on the master bus (saltops.bridge.bus.MasterBus), or None; raises when not sent.
+        self.fire = fire
         if not self.alarms_conf["rules_file"]:
             raise rules.ValidationError("no alarm rules", ["set saltops:alarms:rules_file"])
         self.channels = registry.build(self.notify_conf["channels"], timeout=self.notify_conf["timeout"])
         self.ruleset = rules.load_file(self.alarms_conf["rules_file"], channels=set(self.channels))
         self._rules_mtime = _mtime(self.alarms_conf["rules_file"])
         if labels is None and self.alarms_conf["cmdb_labels"]:
-            labels = CmdbLabels(store)
+            labels = CmdbLabels(labels_cache(conf, store))
         self.labels = labels
         self.ingest = Ingest(self.ruleset.by_tag, max_bytes=self.alarms_conf["max_event_bytes"],
                              accepted=accepted, clock=clock)
-        self.pipeline = Pipeline(self.ruleset, self.ingest, labels=labels, started=clock(),
-                                 external_url=self.alarms_conf["external_url"])
+        self.pipeline = self._new_pipeline()
+        # Masters sharing the database: only the lease holder evaluates (saltops.alarms.lease).
+        self.lease = Lease(store, self.alarms_conf["lease"], holder=holder, clock=clock)
+        self.active = None  # None until the first tick decided; then whether this engine evaluates
+        self.standby_dropped = 0
         retry = self.notify_conf["retry"]
         self.figures = _Figures(self)
         self.deliverer = Deliverer(store, self.channels,
                                    RetryPolicy(retry["max_attempts"], retry["backoff"], retry["max_backoff"]),
                                    workers=self.notify_conf["workers"], on_result=self.figures.delivered,
-                                   clock=clock)
+                                   clock=clock, lease=self.notify_conf["claim_timeout"])
         # deque: append (reader thread) and popleft (loop) are atomic, and cheaper than a Queue.
         self.queue = collections.deque()
         self.writer = WriteBehind(store, on_committed=self._committed, on_error=self._write_failed,
-                                  retry_delay=min(1.0, self.alarms_conf["tick"] * 5))
+                                  retry_delay=min(1.0, self.alarms_conf["tick"] * 5), write=self._write)
         self.stopping = threading.Event()
         self.endpoint = None
         self._silence_marker = None
@@ -105,22 +114,34 @@ class AlarmService:
         self.last_batch_at = None
         self.bus_reader = None
 
+    def _write(self, store, pending):
+        # Each write renews the lease, or is refused when another master's engine holds it.
+        return persist.write_pending(store, pending, fence=self.lease.fence)
+
+    def _new_pipeline(self):
+        return Pipeline(self.ruleset, self.ingest, labels=self.labels, started=self.clock(),
+                        external_url=self.alarms_conf["external_url"])
+
     # -- life cycle -------------------------------------------------------------------------
-    def start(self):
-        now = self.clock()
-        with self.store.begin() as conn:
-            persist.prune(conn, now, self.alarms_conf["keep_days"])
+    def _restore(self, now):
+        """Alarm state as the database has it: at start, and when taking over from another master."""
         with self.store.connect() as conn:
             alerts, hosts, entries = persist.load(conn)
         self.pipeline.restore(alerts, hosts, entries, now)
         self.reload_silences(force=True)
+        return alerts
+
+    def start(self):
+        now = self.clock()
+        with self.store.begin() as conn:
+            persist.prune(conn, now, self.alarms_conf["keep_days"])
+        alerts = self._restore(now)
         self.writer.start()
         self.deliverer.start()
         self.deliverer.poll_once()
-        if self.alarms_conf["listen_port"]:
-            self.endpoint = Endpoint(self.alarms_conf["listen_host"], self.alarms_conf["listen_port"],
-                                     self.submit_alertmanager, token=self.alarms_conf["webhook_token"],
-                                     on_reject=lambda r: self.figures.http_rejects.labels(r).inc()).start()
+        self.endpoint = http.serve(self.alarms_conf, self.submit_alertmanager,
+                                   on_reject=lambda r: self.figures.http_rejects.labels(r).inc(),
+                                   on_refuse=lambda r: self.figures.http_refused.labels(r).inc())
         metrics.use_store(self.store)
         log.info("alarm service started: %d rules, %d alarms restored, %d channels",
                  len(self.ruleset.rules), len(alerts), len(self.channels))
@@ -134,6 +155,7 @@ class AlarmService:
             log.warning("last tick failed: %s", err)
         if not self.writer.stop():
             log.warning("alarm state of the last tick(s) not written before stopping")
+        self.lease.release()
         try:
             self._fire_events()
         except Exception as err:
@@ -149,12 +171,10 @@ class AlarmService:
     def submit_alertmanager(self, alerts):
         self.queue.append((None, alerts))
 
-    def read_bus(self, opts):
-        """Start reading the master event bus of ``opts`` (:class:`saltops.alarms.bus.BusReader`)."""
-        from saltops.alarms.bus import BusReader
-
-        self.bus_reader = BusReader(opts, self.submit_event, self.submit_garbage, self.stopping).start()
-        return self.bus_reader
+    def attach_reader(self, reader):
+        """Count the reconnects of the bus reader feeding this service (:class:`saltops.bridge.bus.BusReader`)."""
+        self.bus_reader = reader
+        return reader
 
     def submit_garbage(self, error=None):
         """A bus frame that could not even be decoded: counted as ``garbage``."""
@@ -185,6 +205,15 @@ class AlarmService:
         budget = self.alarms_conf["tick"] if budget is None else budget
         deadline = time.monotonic() + budget
         got = 0
+        if self.active is False:
+            # On standby the holder's engine evaluates the same events: drop them.
+            while True:
+                try:
+                    popleft()
+                except IndexError:
+                    self.standby_dropped += got
+                    return got
+                got += 1
         while True:
             try:
                 item = popleft()
@@ -232,16 +261,30 @@ class AlarmService:
                 log.exception("alarm tick failed")
 
     def step(self, now):
-        """One tick: housekeeping, evaluate, flush, and hand the batch to the writer."""
+        """One tick: housekeeping, evaluate, flush, and hand the batch to the writer.
+
+        On standby (another master's engine holds the lease) the tick does nothing; the
+        tick that takes the lease over first rebuilds the state from the database.
+        """
+        if not self._evaluating(now):
+            return None
         self.reload_silences()
         self.maybe_reload_rules()
-        if hasattr(self.labels, "maybe_refresh"):
-            self.labels.maybe_refresh()
         batch = self.pipeline.tick(now)
         if not batch:
             return None
         self.writer.submit(persist.Pending(batch, now, self._alarm_events(batch)))
         return batch
+
+    def _evaluating(self, now):
+        held = self.lease.held(now)
+        if held and self.active is False:
+            # Take over: what the previous holder committed, not what this engine read meanwhile.
+            self.pipeline = self._new_pipeline()
+            alerts = self._restore(now)
+            log.info("alarm engine taking over: %d alarms restored from the database", len(alerts))
+        self.active = held
+        return held
 
     def _committed(self, queued, pending):
         """In the writer thread, after a commit: deliver, announce, prune."""
@@ -273,9 +316,13 @@ class AlarmService:
         wanted = self._event_rules
         out = []
         for row in batch.history:
+            alert = batch.alerts.get(row["fingerprint"])
+            if alert is None or alert.source not in PIPELINE_SOURCES:
+                # An external alert named like a rule is not that rule's alarm: no reactor event.
+                continue
             if row["event"] in (FIRING, RESOLVED) and row["rule"] in wanted:
                 labels = row["labels"]
-                out.append((f"saltops/alarm/{row['fingerprint']}/{row['event']}", {
+                out.append((f"{ALARM_TAGS}{row['fingerprint']}/{row['event']}", {
                     "fingerprint": row["fingerprint"], "alertname": labels.get("alertname"),
                     "host": labels.get("host"), "severity": labels.get("severity"), "labels": labels,
                     "value": row["value"],
@@ -287,45 +334,55 @@ class AlarmService:
         return {r.name for r in self.ruleset.rules if r.fire_event}
 
     def _fire_loop(self):
-        while not self.stopping.wait(0.05):
-            if self._events_pending:
-                try:
-                    self._fire_events()
-                except Exception as err:  # the database or the bus is down: try again
-                    log.warning("alarm events not fired: %s", err)
-                    time.sleep(1)
+        outage = Backoff(self.FIRE_BACKOFF, self.FIRE_MAX_BACKOFF)
+        while not self.stopping.wait(outage.delay if outage.failures else 0.05):
+            if self._events_pending or outage.failures:
+                self.fire_pending(outage)
+
+    FIRE_BACKOFF = 0.5  # first wait after a failed fire (seconds), doubled per failure
+    FIRE_MAX_BACKOFF = 30.0
+
+    def fire_pending(self, outage):
+        """Fire what the outbox holds; ``outage`` (a :class:`Backoff`) tracks failures.
+
+        One warning when firing starts failing and one line when it works
+        again: a bus or database outage must not write a line per attempt.
+        """
+        try:
+            fired = self._fire_events()
+        except Exception as err:  # the database or the bus is down: try again, later each time
+            self._events_pending = True
+            if outage.failed() == 1:
+                log.warning("alarm events cannot be fired (retrying, at most every %.0fs, until it works): %s",
+                            outage.maximum, err)
+            else:
+                log.debug("alarm events still not fired (attempt %d): %s", outage.failures, err)
+            return None
+        if outage.failures:
+            log.warning("alarm events fired again after %d failed attempts", outage.failures)
+            outage.reset()
+        return fired
 
     def _fire_events(self, limit=500):
-        """Fire committed ``saltops/alarm/...`` events, marking them sent in one update.
+        """Fire committed ``saltops/alarm/...`` events in order (:func:`saltops.store.outbox.flush`).
 
         Runs in its own thread (firing is synchronous IPC); the main loop only
-        sets ``_events_pending``.
+        sets ``_events_pending``.  The first event the bus refuses ends the
+        round and the error is raised after the ones before it were marked
+        sent, so nothing is fired twice by this loop and nothing is skipped.
         """
         if self.fire is None:
             return 0
         self._events_pending = False
-        with self.store.connect() as conn:
-            rows = conn.execute(
-                sa.select(event_outbox.c.id, event_outbox.c.tag, event_outbox.c.data)
-                .where(event_outbox.c.sent_at.is_(None), event_outbox.c.tag.like("saltops/alarm/%"))
-                .order_by(event_outbox.c.id).limit(limit)
-            ).all()
-        fired = []
-        for row in rows:
-            try:
-                self.fire(row.tag, row.data)
-            except Exception as err:
-                log.warning("could not fire %s: %s", row.tag, err)
-                break
-            fired.append(row.id)
-        if fired:
-            from saltops.store.audit import utcnow
-
-            with self.store.begin() as conn:
-                conn.execute(event_outbox.update().where(event_outbox.c.id.in_(fired)).values(sent_at=utcnow()))
-        if len(rows) == limit or len(fired) < len(rows):
+        fired = 0
+        try:
+            fired = event_outbox.flush(self.store, self.fire, limit=limit, prefix=ALARM_TAGS, raise_errors=True)
+        except BaseException:
             self._events_pending = True
-        return len(fired)
+            raise
+        if fired == limit:
+            self._events_pending = True
+        return fired
 
     # -- housekeeping -----------------------------------------------------------------------
     def reload_silences(self, force=False):
@@ -395,6 +452,12 @@ class AlarmService:
         yield active
         yield GaugeMetricFamily("saltops_alarm_groups", "Aggregation groups", value=len(self.pipeline.dispatcher.groups))
         yield GaugeMetricFamily("saltops_alarm_queue", "Events waiting in the engine queue", value=len(self.queue))
+        yield GaugeMetricFamily("saltops_alarm_engine_active",
+                                "1 while this engine holds the lease and evaluates, 0 on standby",
+                                value=1 if self.active else 0)
+        yield CounterMetricFamily("saltops_alarm_events_standby",
+                                  "Events dropped on standby (the engine holding the lease evaluates them)",
+                                  value=self.standby_dropped)
         yield CounterMetricFamily("saltops_alarm_writes_merged",
                                   "Batches merged into the next write because the database was busy or down",
                                   value=self.writer.merged)
@@ -405,10 +468,10 @@ class AlarmService:
         yield GaugeMetricFamily("saltops_notifications_in_flight", "Notifications being delivered",
                                 value=self.deliverer.pending())
         try:
-            from saltops.notify import outbox
+            from saltops.notify import queue as notify_queue
 
             with self.store.connect() as conn:
-                by_status = outbox.counts(conn)
+                by_status = notify_queue.counts(conn)
             box = GaugeMetricFamily("saltops_notify_outbox", "Notification outbox rows by status",
                                     labels=["status"])
             for status, count in sorted(by_status.items()):
@@ -416,6 +479,29 @@ class AlarmService:
             yield box
         except Exception as err:
             log.debug("outbox figures unavailable: %s", err)
+
+
+class Backoff:
+    """Bounded exponential back-off: ``initial``, doubled per failure, at most ``maximum`` seconds."""
+
+    def __init__(self, initial, maximum):
+        self.initial = initial
+        self.maximum = maximum
+        self.failures = 0
+
+    @property
+    def delay(self):
+        if not self.failures:
+            return 0.0
+        return min(self.maximum, self.initial * 2 ** min(self.failures - 1, 30))
+
+    def failed(self):
+        """Count a failure; returns how many in a row (1: an outage begins)."""
+        self.failures += 1
+        return self.failures
+
+    def reset(self):
+        self.failures = 0
 
 
 def _mtime(path):

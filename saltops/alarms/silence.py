@@ -10,7 +10,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from saltops.alarms.matchers import matches_all, parse_matchers
+from saltops.alarms.matchers import matches_all, parse_duration, parse_matchers, split_matchers
 from saltops.alarms.schema import alarms, history, silences
 from saltops.errors import NotFound, ValidationError
 from saltops.store.audit import record
@@ -120,6 +120,36 @@ def add(conn, actor, matchers, ends_at, comment, starts_at=None, now=None):
            {"matchers": [str(m) for m in parsed], "starts_at": starts_at, "ends_at": float(ends_at),
             "comment": row["comment"]})
     return sid
+
+
+def create(conn, actor, matchers, duration, comment, starts=None, now=None):
+    """:func:`add` from what a person types: matchers as text or a list, ``duration``/``starts`` as ``2h``.
+
+    Returns ``{"id", "ends_at", "created_by"}``; ValidationError on anything malformed.
+    """
+    now = time.time() if now is None else now
+    if isinstance(matchers, str):
+        matchers = split_matchers(matchers)
+    try:
+        seconds = parse_duration(duration, "duration")
+        begin = now + parse_duration(starts, "starts") if starts else now
+    except ValueError as err:
+        raise ValidationError("silence not created", [str(err)]) from None
+    sid = add(conn, actor, matchers, begin + seconds, comment or "", starts_at=begin, now=now)
+    return {"id": sid, "ends_at": begin + seconds, "created_by": str(actor)[:128]}
+
+
+LIST_STATES = ("active", "pending", "expired", "all")
+
+
+def listing(conn, state="active", now=None, limit=500):
+    """Silences and acks, newest first, in ``state`` (active, pending, expired or all)."""
+    if state not in LIST_STATES:
+        raise ValidationError("bad state", [f"state must be one of {list(LIST_STATES)}"])
+    now = time.time() if now is None else now
+    rows = conn.execute(sa.select(silences).order_by(silences.c.created_at.desc()).limit(int(limit))).all()
+    items = [to_dict(row, now) for row in rows]
+    return [i for i in items if state == "all" or i["state"] == state]
 
 
 def expire(conn, actor, sid, now=None):

@@ -12,7 +12,10 @@ are merged into one (newer values win, history and notifications keep their
 order), so at most one write is in flight and one merged batch waits, however
 slow the database is.  A write that fails is kept, merged with whatever came
 in meanwhile and tried again after ``retry_delay``; nothing is delivered
-until it is committed.
+until it is committed.  While writes keep failing (a full disk, a database
+that is down) the master log gets one line at once and then at most one per
+``log_interval`` (:class:`saltops.failurelog.FailureLog`), and one more when a
+write succeeds again.
 """
 
 import logging
@@ -20,12 +23,15 @@ import threading
 import time
 
 from saltops.alarms import persist
+from saltops.alarms.lease import LeaseLost
+from saltops.failurelog import FailureLog
 
 log = logging.getLogger(__name__)
 
 
 class WriteBehind:
-    def __init__(self, store, on_committed=None, on_error=None, retry_delay=1.0, write=None):
+    def __init__(self, store, on_committed=None, on_error=None, retry_delay=1.0, write=None,
+                 log_interval=60.0):
         self.store = store
         self.on_committed = on_committed  # (queued, pending) -> None, in the writer thread
         self.on_error = on_error  # (exception) -> None
@@ -40,7 +46,9 @@ class WriteBehind:
         self.commits = 0
         self.merged = 0  # batches that were merged into another before being written
         self.failures = 0
+        self.dropped = 0  # batches refused because another engine holds the lease
         self.last_seconds = 0.0  # how long the last successful transaction took
+        self.failure_log = FailureLog(log, "alarm state not written (kept in memory, retried)", log_interval)
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="saltops-alarms-writer", daemon=True)
@@ -111,9 +119,17 @@ class WriteBehind:
             started = time.monotonic()
             try:
                 queued = self._write(self.store, pending)
+            except LeaseLost as err:
+                # Another master's engine evaluates: what this one decided is not to be sent.
+                log.warning("alarm state of this engine dropped: %s", err)
+                self.dropped += 1
+                with self._cond:
+                    self._in_flight = False
+                    self._cond.notify_all()
+                continue
             except Exception as err:
                 self.failures += 1
-                log.warning("alarm write-behind failed, retrying in %.1fs: %s", self.retry_delay, err)
+                self.failure_log.failed(err, f" (every {self.retry_delay:g} s, {len(pending)} rows waiting)")
                 if self.on_error is not None:
                     self.on_error(err)
                 with self._cond:
@@ -127,6 +143,7 @@ class WriteBehind:
                 continue
             self.commits += 1
             self.last_seconds = time.monotonic() - started
+            self.failure_log.recovered()
             try:
                 if self.on_committed is not None:
                     self.on_committed(queued, pending)

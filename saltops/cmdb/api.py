@@ -11,11 +11,13 @@ import re
 
 import sqlalchemy as sa
 
-from saltops.cmdb import io, repo
-from saltops.cmdb.model import FIELDS, Rules, check_hostname
-from saltops.errors import NotFound, ValidationError
-from saltops.store import audit
-from saltops.store.schema import host_roles, hosts
+from saltops.cmdb import drift as cmdb_drift
+from saltops.cmdb import import_export, refreshes, repo
+from saltops.cmdb import version as cmdb_version
+from saltops.cmdb.model import FIELDS, Rules, check_hostname, excerpt
+from saltops.cmdb.schema import host_roles, hosts
+from saltops.errors import NotFound, StoreUnavailable, ValidationError
+from saltops.store import audit, outbox
 
 # Filters the runner accepts (``repo.FILTERS`` also has machine_type and owner).
 LIST_FILTERS = repo.FILTERS
@@ -57,8 +59,32 @@ def parse_filters(filters):
     return out
 
 
+def announce(store, summary, calls):
+    """After a committed write: fire its queued ``saltops/cmdb/changed`` event through ``calls``.
+
+    Events stay queued when the master bus is not there; the summary then says
+    how many (``events_pending``) and that the next write fires them.
+    """
+    if summary.get("dry_run") or not any(summary.get(k) for k in ("added", "updated", "removed", "purged")):
+        return summary
+    with calls.firing() as fire:
+        outbox.flush(store, fire)
+    try:
+        pending = outbox.pending_count(store)
+    except StoreUnavailable:
+        pending = None
+    if pending:
+        summary["events_pending"] = pending
+        summary["warning"] = (
+            f"the change is committed but {pending} saltops/cmdb/changed event(s) could not be fired "
+            "(is the master running?); the next CMDB write fires them"
+        )
+    return summary
+
+
 def add(store, conf, actor, record):
-    record = {**record, "__where__": f"host {record.get('hostname')!r}"}
+    record = {k: v for k, v in record.items() if v is not None}
+    record["__where__"] = f"host {excerpt(record.get('hostname'))}"
     return repo.write(
         store, actor, [record], rules=rules(conf), mode="add", action="add", lb_serves=lb_serves(conf)
     )
@@ -66,7 +92,7 @@ def add(store, conf, actor, record):
 
 def update(store, conf, actor, hostname, changes):
     if not changes:
-        raise ValidationError(f"no fields to change for {hostname!r} (fields: {', '.join(FIELDS[1:])})")
+        raise ValidationError(f"no fields to change for {excerpt(hostname)} (fields: {', '.join(FIELDS[1:])})")
     unknown = sorted(k for k in changes if k not in FIELDS)
     if unknown:
         raise ValidationError(f"unknown field(s): {', '.join(unknown)} (fields: {', '.join(FIELDS[1:])})")
@@ -104,10 +130,10 @@ def targets(store, filters):
 def import_hosts(store, conf, actor, path=None, text=None, fmt=None, dry_run=False, mode="upsert"):
     if mode not in ("upsert", "add", "update"):
         raise ValidationError(f"mode {mode!r} is not one of upsert, add, update")
-    body, fmt, origin = io.read_source(
+    body, fmt, origin = import_export.read_source(
         path=path, text=text, fmt=fmt, allowed_roots=conf["cmdb"].get("import_roots")
     )
-    return io.import_hosts(
+    return import_export.import_hosts(
         store,
         actor,
         body,
@@ -121,13 +147,35 @@ def import_hosts(store, conf, actor, path=None, text=None, fmt=None, dry_run=Fal
 
 
 def export_hosts(store, fmt="yaml", filters=None):
-    if str(fmt).lower() not in io.FORMATS + ("yml",):
-        raise ValidationError(f"unknown format {fmt!r} (known: {', '.join(io.FORMATS)})")
+    if str(fmt).lower() not in import_export.FORMATS + ("yml",):
+        raise ValidationError(f"unknown format {fmt!r} (known: {', '.join(import_export.FORMATS)})")
     parsed = parse_filters(filters or {})
     with store.connect() as conn:
-        version = repo.current_version(conn)
+        version = cmdb_version.current(conn)
         records = repo.list_hosts(conn, **parsed)
-    return io.export_hosts(records, fmt, version=version)
+    return import_export.export_hosts(records, fmt, version=version)
+
+
+def drift(store, conf, keys, calls, timeout=None):
+    """:func:`saltops.cmdb.drift.compare` of the CMDB with the minion ``keys`` and the grains of those that answer.
+
+    ``keys``: minion ids by key state (``accepted``, ``pending``, ``rejected``,
+    ``denied``); ``calls``: a :class:`saltops.saltcalls.SaltCalls` to ask the
+    minions with an accepted key for their grains (one ``grains.item`` call).
+    """
+    try:
+        timeout = int(timeout if timeout is not None else conf["cmdb"]["drift_timeout"])
+    except (TypeError, ValueError):
+        raise ValidationError(f"timeout={timeout!r} is not a number of seconds") from None
+    if not 1 <= timeout <= 600:
+        raise ValidationError("timeout must be between 1 and 600 seconds")
+    records = list_hosts(store, {})
+    probe = cmdb_drift.targets_to_probe(records, keys["accepted"])
+    answers = {}
+    if probe:
+        returns = calls.run(probe, "grains.item", list(cmdb_drift.GRAINS), timeout=timeout, gather_job_timeout=timeout)
+        answers = {minion: ret for minion, (ret, _code) in returns.items()}
+    return cmdb_drift.compare(records, keys, answers, probe)
 
 
 def parse_since(since, now=None):
@@ -188,14 +236,14 @@ def _refresh_version(version):
 
 
 def _read_change(conn, version):
-    current = repo.current_version(conn)
+    current = cmdb_version.current(conn)
     if version > current:
         raise NotFound(f"CMDB version {version} does not exist yet (current: {current})")
     return repo.affected_by_version(conn, version)
 
 
 def _targets(conn, conf, version, names, pairs):
-    balancers = repo._balancers(conn, pairs, lb_serves(conf)) if pairs else []
+    balancers = repo.balancers_touched(conn, pairs, lb_serves(conf)) if pairs else []
     hosts = sorted(set(names))
     return {
         "version": version,
@@ -216,6 +264,26 @@ def refresh_targets(store, conf, version):
     with store.connect() as conn:
         names, pairs = _read_change(conn, version)
         return _targets(conn, conf, version, names, pairs)
+
+
+def claim_refresh(store, version, by):
+    """Take the one refresh a written CMDB ``version`` owes (the reactor's path).
+
+    Returns ``(version, None)`` to the one caller that got it, else
+    ``(version, reason)``: no write queued a refresh for that version (not
+    written yet, a deploy flip, a made-up number) or it was already claimed.
+    """
+    version = _refresh_version(version)
+    if refreshes.claim(store, version, by):
+        return version, None
+    with store.connect() as conn:
+        state = refreshes.status(conn, version)
+        current = cmdb_version.current(conn)
+    if state == "claimed":
+        return version, f"the refresh of CMDB version {version} was already done: nothing to do"
+    if version > current:
+        return version, f"CMDB version {version} does not exist yet (current: {current}): nothing to do"
+    return version, f"no CMDB write queued a refresh for version {version}: nothing to do"
 
 
 def served_changes(pairs, served_roles):

@@ -8,12 +8,13 @@ either commits whole or changes nothing.
 
 import sqlalchemy as sa
 
+from saltops.cmdb import refreshes
+from saltops.cmdb import version as cmdb_version
 from saltops.cmdb.model import FIELDS, merge_update, validate_host
+from saltops.cmdb.schema import host_apps, host_lines, host_roles, hosts, tombstones
 from saltops.errors import NotFound, ValidationError
 from saltops.store import audit, outbox
-from saltops.store.schema import host_apps, host_lines, host_roles, hosts, meta, tombstones
 
-VERSION_KEY = "cmdb_version"
 CHANGED_TAG = "saltops/cmdb/changed"
 # Above this many hosts the event says "all" instead of listing names.
 EVENT_HOSTNAME_LIMIT = 1000
@@ -21,17 +22,6 @@ EVENT_HOSTNAME_LIMIT = 1000
 _CHUNK = 5000
 
 FILTERS = ("role", "line", "idc", "env", "status", "platform", "app", "machine_type", "owner")
-
-
-def current_version(conn):
-    return conn.execute(sa.select(meta.c.value).where(meta.c.name == VERSION_KEY)).scalar_one()
-
-
-def _bump_version(conn):
-    # The UPDATE takes the row lock on MySQL (and the write lock on SQLite), so
-    # concurrent writers are serialised and versions are strictly increasing.
-    conn.execute(meta.update().where(meta.c.name == VERSION_KEY).values(value=meta.c.value + 1))
-    return current_version(conn)
 
 
 def _chunks(items, size=_CHUNK):
@@ -156,8 +146,15 @@ def _delete_children(conn, host_ids):
             conn.execute(table.delete().where(table.c.host_id.in_(chunk)))
 
 
-def _balancers(conn, changed, lb_serves):
-    """Balancer hosts whose backend list may differ after the change."""
+def balancers_touched(conn, changed, lb_serves, pending=()):
+    """Balancer hosts whose backend list may differ after a change.
+
+    ``changed`` holds ``(before, after)`` records (``None`` for an added or
+    purged host); a balancer counts when it has a role of ``lb_serves`` in the
+    env of a changed host of a served role, before or after the change.
+    ``pending``: the records of a change not written yet (a dry run), read as
+    if they were, so the answer is the one the write would give.
+    """
     served = set(lb_serves.values())
     envs = set()
     for before, after in changed:
@@ -173,7 +170,12 @@ def _balancers(conn, changed, lb_serves):
             hosts.c.id.in_(sa.select(host_roles.c.host_id).where(host_roles.c.role.in_(sorted(lb_serves))))
         )
     )
-    return sorted(r.hostname for r in conn.execute(query))
+    names = {r.hostname for r in conn.execute(query)}
+    for rec in pending:
+        names.discard(rec["hostname"])
+        if rec.get("env") in envs and set(lb_serves) & set(rec.get("roles", [])):
+            names.add(rec["hostname"])
+    return sorted(names)
 
 
 def plan(conn, records, rules, mode="upsert"):
@@ -220,76 +222,97 @@ def plan(conn, records, rules, mode="upsert"):
     return out
 
 
-def write(store, actor, records=(), rules=None, mode="upsert", action=None, lb_serves=None, dry_run=False):
+def write(
+    store, actor, records=(), rules=None, mode="upsert", action=None, lb_serves=None, dry_run=False, announce=True
+):
     """Validate and write host records in one transaction.
 
     ``mode``: ``add`` (every host must be new), ``update`` (every host must
     exist) or ``upsert``.  Returns a summary with the new CMDB ``version``;
     with ``dry_run`` the summary shows what would change and nothing is written.
+    ``announce=False`` queues no ``saltops/cmdb/changed`` event (seeding a CMDB
+    before any minion exists); the change is audited all the same, and the
+    reactor refuses to refresh for its version.
     """
+    with store.begin() as conn:
+        if not dry_run:
+            cmdb_version.lock(conn)
+        return _write(conn, actor, records, rules, mode, action, lb_serves, dry_run, announce)
+
+
+def count_hosts(conn):
+    """How many hosts the CMDB holds (decommissioned ones included, purged ones not)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(hosts)).scalar()
+
+
+def _write(conn, actor, records, rules, mode, action, lb_serves, dry_run, announce=True):
+    """:func:`write` inside the caller's transaction (which holds the write lock unless ``dry_run``)."""
     action = action or mode
     lb_serves = lb_serves or {}
-    with store.begin() as conn:
-        changes = plan(conn, [dict(r) if isinstance(r, dict) else r for r in records], rules, mode=mode)
-        summary = {
-            "added": [r["hostname"] for r in changes["add"]],
-            "updated": [after["hostname"] for _, after in changes["update"]],
-            "unchanged": changes["unchanged"],
-            "diff": {after["hostname"]: _diff(before, after) for before, after in changes["update"]},
-        }
-        if dry_run or not (changes["add"] or changes["update"]):
-            summary.update(version=current_version(conn), dry_run=bool(dry_run), balancers=[])
-            # Nothing to commit: leaving the block commits an empty transaction.
-            return summary
-        version = _bump_version(conn)
-        now = audit.utcnow()
-        # New hosts.
-        new_rows = [
-            {
-                **{
-                    f: rec[f]
-                    for f in ("hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner")
-                },
-                "version": version,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for rec in changes["add"]
-        ]
-        for chunk in _chunks(new_rows):
-            conn.execute(hosts.insert(), chunk)
-        # Changed hosts: rewrite the row and replace roles/lines/apps.
-        for before, rec in changes["update"]:
-            conn.execute(
-                hosts.update()
-                .where(hosts.c.hostname == rec["hostname"])
-                .values(
-                    **{
-                        f: rec[f] for f in ("ip", "platform", "machine_type", "idc", "env", "status", "owner")
-                    },
-                    version=version,
-                    updated_at=now,
-                )
-            )
-        written = [r["hostname"] for r in changes["add"]] + [r["hostname"] for _, r in changes["update"]]
-        ids = {}
-        for chunk in _chunks(written):
-            for row in conn.execute(
-                sa.select(hosts.c.id, hosts.c.hostname).where(hosts.c.hostname.in_(chunk))
-            ):
-                ids[row.hostname] = row.id
-        _delete_children(conn, [ids[r["hostname"]] for _, r in changes["update"]])
-        all_recs = changes["add"] + [r for _, r in changes["update"]]
-        _insert_children(conn, [(ids[r["hostname"]], r) for r in all_recs])
-        # Re-adding a purged host clears its tombstone.
-        for chunk in _chunks(written):
-            conn.execute(tombstones.delete().where(tombstones.c.hostname.in_(chunk)))
-        audit_rows = [(None, r) for r in changes["add"]] + changes["update"]
-        _audit_many(conn, actor, action, audit_rows, version)
-        balancers = _balancers(conn, audit_rows, lb_serves)
-        _announce(conn, version, written, balancers, action)
-        summary.update(version=version, dry_run=False, balancers=balancers)
+    changes = plan(conn, [dict(r) if isinstance(r, dict) else r for r in records], rules, mode=mode)
+    summary = {
+        "added": [r["hostname"] for r in changes["add"]],
+        "updated": [after["hostname"] for _, after in changes["update"]],
+        "unchanged": changes["unchanged"],
+        "diff": {after["hostname"]: _diff(before, after) for before, after in changes["update"]},
+    }
+    if dry_run or not (changes["add"] or changes["update"]):
+        # What the write would touch, from the records it would write.
+        pending = [(None, r) for r in changes["add"]] + changes["update"]
+        balancers = balancers_touched(conn, pending, lb_serves, [r for _, r in pending])
+        summary.update(version=cmdb_version.current(conn), dry_run=bool(dry_run), balancers=balancers)
+        # Nothing to write: the caller's transaction commits nothing.
         return summary
+    version = cmdb_version.bump(conn)
+    now = audit.utcnow()
+    # New hosts.
+    new_rows = [
+        {
+            **{
+                f: rec[f]
+                for f in ("hostname", "ip", "platform", "machine_type", "idc", "env", "status", "owner")
+            },
+            "version": version,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for rec in changes["add"]
+    ]
+    for chunk in _chunks(new_rows):
+        conn.execute(hosts.insert(), chunk)
+    # Changed hosts: rewrite the row and replace roles/lines/apps.
+    for before, rec in changes["update"]:
+        conn.execute(
+            hosts.update()
+            .where(hosts.c.hostname == rec["hostname"])
+            .values(
+                **{
+                    f: rec[f] for f in ("ip", "platform", "machine_type", "idc", "env", "status", "owner")
+                },
+                version=version,
+                updated_at=now,
+            )
+        )
+    written = [r["hostname"] for r in changes["add"]] + [r["hostname"] for _, r in changes["update"]]
+    ids = {}
+    for chunk in _chunks(written):
+        for row in conn.execute(
+            sa.select(hosts.c.id, hosts.c.hostname).where(hosts.c.hostname.in_(chunk))
+        ):
+            ids[row.hostname] = row.id
+    _delete_children(conn, [ids[r["hostname"]] for _, r in changes["update"]])
+    all_recs = changes["add"] + [r for _, r in changes["update"]]
+    _insert_children(conn, [(ids[r["hostname"]], r) for r in all_recs])
+    # Re-adding a purged host clears its tombstone.
+    for chunk in _chunks(written):
+        conn.execute(tombstones.delete().where(tombstones.c.hostname.in_(chunk)))
+    audit_rows = [(None, r) for r in changes["add"]] + changes["update"]
+    _audit_many(conn, actor, action, audit_rows, version)
+    balancers = balancers_touched(conn, audit_rows, lb_serves)
+    if announce:
+        _announce(conn, version, written, balancers, action)
+    summary.update(version=version, dry_run=False, balancers=balancers)
+    return summary
 
 
 def remove(store, actor, hostnames, purge=False, lb_serves=None):
@@ -297,19 +320,20 @@ def remove(store, actor, hostnames, purge=False, lb_serves=None):
     lb_serves = lb_serves or {}
     names = sorted(set(hostnames))
     with store.begin() as conn:
+        cmdb_version.lock(conn)
         current = get_hosts(conn, names)
         missing = [n for n in names if n not in current]
         if missing:
             raise NotFound(f"not in the CMDB: {', '.join(missing)}; nothing was changed")
         if not purge and all(current[n]["status"] == "decommissioned" for n in names):
             return {
-                "version": current_version(conn),
+                "version": cmdb_version.current(conn),
                 "removed": [],
                 "purged": [],
                 "unchanged": names,
                 "balancers": [],
             }
-        version = _bump_version(conn)
+        version = cmdb_version.bump(conn)
         now = audit.utcnow()
         pairs = []
         if purge:
@@ -338,7 +362,7 @@ def remove(store, actor, hostnames, purge=False, lb_serves=None):
             pairs = [(current[n], {**current[n], "status": "decommissioned"}) for n in names]
         action = "purge" if purge else "remove"
         _audit_many(conn, actor, action, pairs, version)
-        balancers = _balancers(conn, pairs, lb_serves)
+        balancers = balancers_touched(conn, pairs, lb_serves)
         _announce(conn, version, names, balancers, action)
         return {
             "version": version,
@@ -351,11 +375,15 @@ def remove(store, actor, hostnames, purge=False, lb_serves=None):
 
 def update(store, actor, hostname, changes, rules, lb_serves=None):
     """Change some fields of one host; the others keep their values."""
-    with store.connect() as conn:
+    # Read, merge and write in one transaction under the write lock: two
+    # updates of different fields of one host both survive, and each audit
+    # row's "before" is what the previous update left.
+    with store.begin() as conn:
+        cmdb_version.lock(conn)
         current = get_host(conn, hostname)
-    merged = merge_update(current, changes)
-    merged["__where__"] = f"host {hostname!r}"
-    return write(store, actor, [merged], rules=rules, mode="update", action="update", lb_serves=lb_serves)
+        merged = merge_update(current, changes)
+        merged["__where__"] = f"host {hostname!r}"
+        return _write(conn, actor, [merged], rules, "update", "update", lb_serves, False)
 
 
 def _audit_many(conn, actor, action, pairs, version):
@@ -378,6 +406,7 @@ def _announce(conn, version, hostnames, balancers, action):
     else:
         data.update(hostnames=names, all=False)
     outbox.enqueue(conn, CHANGED_TAG, data)
+    refreshes.queue(conn, version)
 
 
 def _diff(before, after):

@@ -38,6 +38,15 @@ DEFAULTS = {
     # (cmdb.refresh apply_timeout); a balancer not done by then fails the flip.
     "balancer_timeout": 300,
     "history_limit": 20,
+    # When the database goes away in the middle of a batch: the hosts' outcomes
+    # are journaled in this directory (the runner's default:
+    # <cachedir>/saltops/deploy-journal) and the deploy waits this many seconds
+    # for the database before it stops at that batch boundary.
+    "journal_dir": None,
+    "store_wait": 30,
+    # Seconds a deploy keeps publishing a step to a master that does not answer
+    # (a master restart) before it stops there, resumable.
+    "master_wait": 60,
 }
 
 PER_DEPLOY = (
@@ -132,6 +141,11 @@ def options(base, overrides):
     ):
         if key in out:
             out[key] = _number(key, out[key], float, 1)
+    for key in ("store_wait", "master_wait"):
+        if key in out:
+            out[key] = _number(key, out[key], float, 0)
+    if out.get("journal_dir") is not None and not isinstance(out["journal_dir"], str):
+        raise ValidationError(f"journal_dir must be a directory path, got {out['journal_dir']!r}")
     if "chunk_size" in out:
         out["chunk_size"] = _number("chunk_size", out["chunk_size"], int, 1)
     return out

@@ -7,7 +7,7 @@ an audit row.
 
 import sqlalchemy as sa
 
-from saltops.deploy import machine
+from saltops.deploy import status_machine
 from saltops.deploy.schema import batches, hosts, runs, slots
 from saltops.errors import Conflict, NotFound
 from saltops.store import audit, outbox
@@ -35,7 +35,7 @@ def create_run(conn, request, plan, actor, owner, host_records, kind="deploy", r
             sha256=request["sha256"].lower(),
             strategy=plan["strategy"],
             kind=kind,
-            status=machine.PENDING,
+            status=status_machine.PENDING,
             actor=actor,
             options=request["options"],
             plan=plan,
@@ -54,7 +54,7 @@ def create_run(conn, request, plan, actor, owner, host_records, kind="deploy", r
             "deploy_id": deploy_id,
             "hostname": rec["hostname"],
             "batch": batch_of[rec["hostname"]],
-            "status": machine.H_PENDING,
+            "status": status_machine.H_PENDING,
             "previous_version": None,
             "settings": rec["apps"][request["app"]] or {},
             "steps": None,
@@ -106,10 +106,10 @@ def set_status(conn, deploy_id, new, expected=None, event_data=None, **values):
     current = run["status"]
     if expected is not None and current != expected:
         raise Conflict(f"deploy {deploy_id} is {current}, not {expected}")
-    if new != current or new == machine.SWITCHING:
-        machine.check(current, new)
+    if new != current or new == status_machine.SWITCHING:
+        status_machine.check(current, new)
     values["status"] = new
-    if new in machine.TERMINAL:
+    if new in status_machine.TERMINAL:
         values.setdefault("finished_at", audit.utcnow())
         values.setdefault("owner", None)
     result = conn.execute(
@@ -122,7 +122,7 @@ def set_status(conn, deploy_id, new, expected=None, event_data=None, **values):
     if values.get("error"):
         data["error"] = values["error"]
     event(conn, run["id"], new, data)
-    if new in machine.TERMINAL:
+    if new in status_machine.TERMINAL:
         audit.record(
             conn,
             run["actor"],
@@ -133,6 +133,21 @@ def set_status(conn, deploy_id, new, expected=None, event_data=None, **values):
             {"status": new, "version": run["version"], "error": values.get("error")},
         )
     return dict(run, **values)
+
+
+def set_slot(conn, deploy_id, slot):
+    """The blue/green slot a rolling or canary deploy goes into (the app's live one)."""
+    conn.execute(runs.update().where(runs.c.id == deploy_id).values(slot=slot))
+
+
+def set_plan(conn, deploy_id, plan):
+    """Replace the stored plan (a flip's balancer outcome is kept in it)."""
+    conn.execute(runs.update().where(runs.c.id == deploy_id).values(plan=plan))
+
+
+def request_abort(conn, deploy_id):
+    """Mark the deploy to be stopped and rolled back by whoever drives it."""
+    conn.execute(runs.update().where(runs.c.id == deploy_id).values(abort_requested=True))
 
 
 def touch(conn, deploy_id, owner):
@@ -181,7 +196,7 @@ def set_hosts(conn, deploy_id, updates):
         if hostname not in current:
             raise NotFound(f"host {hostname} is not part of deploy {deploy_id}")
         if "status" in values and values["status"] != current[hostname]:
-            machine.check_host(current[hostname], values["status"])
+            status_machine.check_host(current[hostname], values["status"])
         params = {f"v_{column}": value for column, value in values.items()}
         groups.setdefault(tuple(sorted(values)), []).append(dict(params, b_hostname=hostname))
     for columns, params in groups.items():
@@ -303,7 +318,7 @@ def succeeded(conn, app, env, limit=100):
     """Successful deploys of ``app`` to ``env``, newest first (rows)."""
     query = (
         sa.select(runs)
-        .where(runs.c.app == app, runs.c.env == env, runs.c.status == machine.SUCCEEDED)
+        .where(runs.c.app == app, runs.c.env == env, runs.c.status == status_machine.SUCCEEDED)
         .order_by(runs.c.id.desc())
         .limit(limit)
     )

@@ -15,7 +15,7 @@ import socket
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from saltops.deploy import machine
+from saltops.deploy import status_machine
 from saltops.deploy.schema import locks, runs
 from saltops.errors import Conflict
 from saltops.store.audit import utcnow
@@ -24,6 +24,16 @@ from saltops.store.audit import utcnow
 def me():
     """The owner string of this process."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def handoff_owner(jid):
+    """The owner of a deploy recorded for the runner job ``jid`` to drive (``deploy.run background=True``).
+
+    Such an owner is alive while its heartbeat is fresh (the creation time
+    until the job claims it): a job that never starts leaves a deploy that
+    turns stale after ``lock_stale_after`` seconds, to resume or abort.
+    """
+    return f"handoff:{jid}"
 
 
 def _pid_alive(pid):
@@ -66,7 +76,7 @@ def holder(conn, app, env):
 
 def is_stale(run, stale_after, now=None):
     """A deploy that holds a lock but whose runner is gone (paused deploys are not stale)."""
-    if run["status"] == machine.PAUSED or run["status"] in machine.TERMINAL:
+    if run["status"] == status_machine.PAUSED or run["status"] in status_machine.TERMINAL:
         return False
     return not owner_alive(run["owner"], run["heartbeat_at"], stale_after, now)
 
@@ -94,13 +104,13 @@ def acquire(conn, app, env, deploy_id, stale_after):
             raise Conflict(f"the deploy lock of {app}/{env} changed hands meanwhile; try again")
         _swap(conn, app, env, row.deploy_id, deploy_id, now)
         return None
-    if current["status"] in machine.TERMINAL:
+    if current["status"] in status_machine.TERMINAL:
         _swap(conn, app, env, current["id"], deploy_id, now)
         return None
     if not is_stale(current, stale_after, now):
         state = (
             "paused, waiting for deploy.resume or deploy.abort"
-            if current["status"] == machine.PAUSED
+            if current["status"] == status_machine.PAUSED
             else current["status"]
         )
         raise Conflict(
@@ -112,7 +122,7 @@ def acquire(conn, app, env, deploy_id, stale_after):
         runs.update()
         .where(runs.c.id == current["id"])
         .values(
-            status=machine.INTERRUPTED,
+            status=status_machine.INTERRUPTED,
             finished_at=now,
             owner=None,
             error=f"its runner ({current['owner']}) stopped; lock taken over by deploy {deploy_id}",
@@ -136,13 +146,21 @@ def release(conn, app, env, deploy_id):
     conn.execute(locks.delete().where(locks.c.app == app, locks.c.env == env, locks.c.deploy_id == deploy_id))
 
 
-def claim(conn, deploy_id, expected_owner=None, takeover_stale_after=None):
-    """Make this process the owner of ``deploy_id`` (resume/abort of a paused or stale deploy)."""
+def claim(conn, deploy_id, expected_owner=None, takeover_stale_after=None, handoff=None):
+    """Make this process the owner of ``deploy_id`` (resume/abort of a paused or stale deploy).
+
+    ``handoff``: the owner this process takes over from even while it is
+    alive (the :func:`handoff_owner` of this process's own runner job).
+    """
     run = conn.execute(sa.select(runs).where(runs.c.id == deploy_id)).first()
     if run is None:
         raise Conflict(f"deploy {deploy_id} does not exist")
     run = dict(run._mapping)
-    driven = run["owner"] and run["owner"] != me() and run["status"] != machine.PAUSED
+    driven = (
+        run["owner"]
+        and run["owner"] not in (me(), handoff)
+        and run["status"] != status_machine.PAUSED
+    )
     if driven and (takeover_stale_after is None or not is_stale(run, takeover_stale_after)):
         raise Conflict(
             f"deploy {deploy_id} is being driven by {run['owner']} (status {run['status']}); "

@@ -11,10 +11,16 @@ import hashlib
 import os
 from pathlib import Path
 
+import yaml
+
 from saltops import saltconf
 from saltops.lab import demo, users
+from saltops.paths import tree
 
 MASTER_ID = "saltops-lab-master"
+
+# The lab's alarm groups: sent 5 s after they form, news at most every 20 s.
+LAB_ROUTE_TIMINGS = {"group_wait": "5s", "group_interval": "20s"}
 
 # AF_UNIX socket paths are limited to 107 bytes on Linux; Salt's longest socket
 # name under a sock_dir is about 40 bytes.  Longer lab paths put the sockets
@@ -49,6 +55,22 @@ def sock_root_for(lab_dir, names=None):
     return Path("/tmp") / f"saltops-lab-{digest}"
 
 
+def web_client_settings(folder):
+    """rest_cherrypy's ``app``/``static`` settings for a static web client (SaltGUI's ``saltgui/`` folder).
+
+    Served by salt-api itself, on the API's own origin: the client needs no
+    CORS set-up.  Raises ``ValueError`` when ``folder`` does not hold one.
+    """
+    folder = Path(folder).expanduser().resolve()
+    missing = [name for name in ("index.html", "static") if not (folder / name).exists()]
+    if missing:
+        raise ValueError(
+            f"{folder} is not a web client's folder: no {' and no '.join(missing)} in it "
+            "(for SaltGUI, give the saltgui/ folder of a release)"
+        )
+    return {"app": str(folder / "index.html"), "static": str(folder / "static"), "static_path": "/static"}
+
+
 class Layout:
     """Where a lab keeps its files."""
 
@@ -57,6 +79,13 @@ class Layout:
         self.minion_ids = tuple(minion_ids)
         self.conf_dir = self.dir / "conf"
         self.master_conf = self.conf_dir / "master"
+        # The `saltops:` block lives in master.d (Salt's default include), never in the main
+        # file: blocks in several master.d files merge key by key, while one in the main file
+        # would be replaced whole by any master.d file that sets a `saltops:` key.
+        self.saltops_conf = self.conf_dir / "master.d" / "saltops.conf"
+        self.alarms_dir = self.dir / "alarms"
+        self.rules_file = self.alarms_dir / "rules.yml"
+        self.inbox = self.alarms_dir / "inbox.log"
         self.run_dir = self.dir / "run"
         self.log_dir = self.dir / "logs"
         self.pki_dir = self.dir / "pki"
@@ -81,7 +110,9 @@ class Layout:
         """The lab's record of the process it started for a daemon."""
         return self.run_dir / f"{name}.lab.pid"
 
-    def master_config(self, ports):
+    def master_config(self, ports, web_client=None):
+        """The main master file; ``web_client``: a folder with ``index.html`` and ``static/`` that
+        salt-api serves at its root and under ``/static`` (:func:`web_client_settings`)."""
         conf = {
             "id": MASTER_ID,
             # Every path below is absolute: with root_dir '/' Salt prepends nothing.
@@ -114,7 +145,34 @@ class Layout:
             "enable_legacy_startup_events": False,
         }
         conf.update(master_overrides(self.db_url, self.users_file, ports["api"]))
+        conf.pop("saltops")  # in master.d/saltops.conf: :meth:`saltops_block`
+        if web_client:
+            conf["rest_cherrypy"].update(web_client_settings(web_client))
         return conf
+
+    def saltops_block(self, ports):
+        """``{"saltops": ...}`` for ``master.d/saltops.conf``: the CMDB, the alarm engine and its inbox."""
+        block = master_overrides(self.db_url, self.users_file, ports["api"])["saltops"]
+        block["alarms"] = {"rules_file": str(self.rules_file), "listen_port": int(ports["alarms"])}
+        block["notify"] = {"channels": {"inbox": {"type": "file", "path": str(self.inbox)}}}
+        return {"saltops": block}
+
+    def write_rules(self):
+        """The lab's alarm rules: the shipped defaults with group timings short enough for a tour.
+
+        Written once; a person's edits are kept (the engine reloads the file when it changes).
+        """
+        if self.rules_file.exists():
+            return False
+        ruleset = yaml.safe_load(tree("salt").joinpath("alarms", "rules.yml").read_text())
+        for route in [ruleset["route"], *ruleset["route"].get("routes", [])]:
+            route.update(LAB_ROUTE_TIMINGS)
+        self.alarms_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.rules_file.with_suffix(".tmp")
+        tmp.write_text("# The lab's copy of salt/alarms/rules.yml, with shorter group timings.\n"
+                       + yaml.safe_dump(ruleset, sort_keys=False))
+        tmp.replace(self.rules_file)
+        return True
 
     def minion_config(self, minion_id, ports):
         return {
@@ -135,6 +193,7 @@ class Layout:
         }
 
     def make_dirs(self):
-        for path in (self.conf_dir, self.run_dir, self.log_dir, self.pki_dir, self.cache_dir, self.sock_root):
+        for path in (self.conf_dir, self.run_dir, self.log_dir, self.pki_dir, self.cache_dir, self.sock_root,
+                     self.alarms_dir):
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.sock_root, 0o700)

@@ -17,7 +17,7 @@ import yaml
 
 from saltops.lab import daemons, demo, seed
 from saltops.lab import users as labusers
-from saltops.lab.config import Layout
+from saltops.lab.config import Layout, web_client_settings
 from saltops.lab.daemons import LabError
 
 ENV_DIR = "SALTOPS_LAB_DIR"
@@ -99,40 +99,57 @@ class Lab:
     def _ports(self, state, running):
         old = state.get("ports") or {}
         if any(running.values()) and {"publish", "ret", "api"} <= set(old):
-            # Something of ours already listens on them.
-            return old
+            # Something of ours already listens on them (a lab from before the alarm port gets one
+            # for its next start).
+            ports = dict(old)
+            ports.setdefault("alarms", daemons.free_port(avoid=set(ports.values())))
+            return ports
         ports = {}
-        for name in ("publish", "ret", "api"):
+        for name in ("publish", "ret", "api", "alarms"):
             port = old.get(name)
             if not port or not daemons.port_free(port):
                 port = daemons.free_port(avoid=set(ports.values()))
             ports[name] = port
         return ports
 
-    def _write_configs(self, ports, running):
+    def _write_configs(self, ports, running, web_client=None):
         lay = self.layout
         lay.make_dirs()
         if not running.get("master") and not running.get("api"):
-            _write_yaml(lay.master_conf, lay.master_config(ports))
+            _write_yaml(lay.master_conf, lay.master_config(ports, web_client))
+            _write_yaml(lay.saltops_conf, lay.saltops_block(ports))
+            lay.write_rules()
         for minion_id in lay.minion_ids:
             if not running.get(minion_id):
                 _write_yaml(lay.minion_conf_dir(minion_id) / "minion", lay.minion_config(minion_id, ports))
 
     # ------------------------------------------------------------ commands
 
-    def up(self):
-        """Start whatever is not running; return :meth:`status` once every minion answers."""
+    def up(self, web_client=None):
+        """Start whatever is not running; return :meth:`status` once every minion answers.
+
+        ``web_client``: a static web client's folder for salt-api to serve
+        (kept for later ``up`` calls; ``""`` drops it).  Changing it needs the
+        lab stopped first, since a running salt-api keeps its settings.
+        """
         lay = self.layout
         with self._locked():
             lay.make_dirs()
             state = self._read_state()
             running = self._running()
+            if web_client is not None:
+                web_client = self._web_client(state, running, web_client)
+            web_client = state.get("web_client") if web_client is None else web_client
             ports = self._ports(state, running)
             labusers.ensure_users_file(lay.users_file)
             # The demo hosts go in once; later changes to the lab's CMDB are kept.
             seed.seed_if_empty(lay.db_url)
-            self._write_configs(ports, running)
-            state.update(ports=ports, lab_dir=str(lay.dir), sock_root=str(lay.sock_root))
+            # The people and the deploy ticket template (docs/lab.md, "A deploy ticket"), once.
+            seed.seed_tickets(lay.db_url)
+            self._write_configs(ports, running, web_client)
+            state.update(
+                ports=ports, lab_dir=str(lay.dir), sock_root=str(lay.sock_root), web_client=web_client
+            )
             self._write_state(state)
             started = []
             for name, argv, pidfile, marker in self._daemons():
@@ -168,6 +185,19 @@ class Lab:
         result["started"] = started
         return result
 
+    @staticmethod
+    def _web_client(state, running, folder):
+        """The checked folder (``""`` for none); refuses a change while salt-api runs."""
+        if folder:
+            try:
+                folder = web_client_settings(folder)["app"].rsplit("/", 1)[0]
+            except ValueError as err:
+                raise LabError(str(err)) from None
+        changed = (folder or None) != (state.get("web_client") or None)
+        if changed and (running.get("api") or running.get("master")):
+            raise LabError("the lab is running: `saltops lab down` first, then `up --web-client ...`")
+        return folder
+
     def _clear_leftovers(self, name, record, marker):
         """Before (re)starting a daemon: end what is left of its last run, drop Salt's stale pid files."""
         old = daemons.read_pid(record)
@@ -191,6 +221,8 @@ class Lab:
         )
 
     def _wait_minions(self):
+        from salt.exceptions import SaltClientError
+
         deadline = time.monotonic() + MINION_READY_TIMEOUT
         answered = {}
         accepted = self.layout.pki_dir / "master" / "minions"
@@ -199,7 +231,12 @@ class Lab:
             if not all((accepted / m).exists() for m in self.layout.minion_ids):
                 time.sleep(0.2)
                 continue
-            answered = self.ping(timeout=3)
+            try:
+                answered = self.ping(timeout=3)
+            except SaltClientError:
+                # A master still starting its processes (its engines, on a busy machine) may not
+                # take the request in time: ask again until the deadline.
+                answered = {}
             if all(answered.get(m) for m in self.layout.minion_ids):
                 return
             time.sleep(1)
@@ -225,7 +262,7 @@ class Lab:
         return {m: bool(ret.get(m)) for m in self.layout.minion_ids}
 
     def sync_modules(self):
-        """Bring SaltOps' execution modules (salt://_modules) to the lab minions."""
+        """Bring SaltOps' execution modules and beacons (salt://_modules, _beacons) to the lab minions."""
         import salt.client
 
         client = salt.client.LocalClient(c_path=str(self.layout.master_conf))
@@ -233,11 +270,16 @@ class Lab:
             ret = client.cmd(
                 list(self.layout.minion_ids), "saltutil.sync_modules", tgt_type="list", timeout=60
             )
+            # The monitoring beacons the pillar sets (salt://_beacons: CPU, bandwidth, sites...).
+            beacons = client.cmd(
+                list(self.layout.minion_ids), "saltutil.sync_beacons", tgt_type="list", timeout=60
+            )
         finally:
             client.destroy()
-        failed = [m for m in self.layout.minion_ids if not isinstance(ret.get(m), list)]
+        failed = [m for m in self.layout.minion_ids
+                  if not isinstance(ret.get(m), list) or not isinstance(beacons.get(m), list)]
         if failed:
-            raise LabError(f"saltutil.sync_modules failed on {failed}: {ret}")
+            raise LabError(f"saltutil.sync_modules/sync_beacons failed on {failed}: {ret} {beacons}")
         return ret
 
     def down(self):
@@ -305,10 +347,16 @@ class Lab:
                 "running": bool(running.get("api")),
                 "pid": running.get("api"),
                 "url": api_url,
+                "web_client": state.get("web_client") or None,
                 "eauth": "file",
                 "log_file": str(lay.log_dir / "api.log"),
             },
             "api_url": api_url,
+            "alarms": {
+                "rules_file": str(lay.rules_file),
+                "inbox": str(lay.inbox),
+                "metrics_url": f"http://127.0.0.1:{ports['alarms']}/metrics" if ports.get("alarms") else None,
+            },
             "users_file": str(lay.users_file),
             "users": {name: {"acl": acl} for name, acl in labusers.ACLS.items()},
             "db_url": lay.db_url,

@@ -4,6 +4,10 @@ Three hosts run as real minions (one web server, one load balancer, one
 database); two more exist only in the CMDB so that filters, balancer backends
 and drift have something to show: ``web02`` is in maintenance (left out of the
 balancer's backends) and ``cache01`` is offline.
+
+The three minions run on this machine, so their CMDB ``ip`` is ``127.0.0.1``,
+an address their ``ipv4`` grain reports: ``cmdb.drift`` in a fresh lab is clean
+until something really drifts.  Their ISP line addresses stay demo values.
 """
 
 import copy
@@ -17,13 +21,16 @@ DB = f"db01.{DOMAIN}"
 # The hosts that run as minions, in start order.
 MINION_IDS = (WEB, LB, DB)
 
+# What the lab's minions report among their ipv4 grains (they all run on this machine).
+MINION_IP = "127.0.0.1"
+
 _COMMON = {"platform": "Debian-12", "machine_type": "vm", "idc": "lab", "env": "dev"}
 
 HOSTS = [
     {
         **_COMMON,
         "hostname": WEB,
-        "ip": "10.20.0.11",
+        "ip": MINION_IP,
         "lines": {"intranet": "10.20.0.11"},
         "roles": ["base", "web"],
         "status": "online",
@@ -43,7 +50,7 @@ HOSTS = [
     {
         **_COMMON,
         "hostname": LB,
-        "ip": "10.20.0.2",
+        "ip": MINION_IP,
         "lines": {"telecom": "203.0.113.10", "unicom": "198.51.100.10", "intranet": "10.20.0.2"},
         "roles": ["base", "lb"],
         "status": "online",
@@ -53,7 +60,7 @@ HOSTS = [
     {
         **_COMMON,
         "hostname": DB,
-        "ip": "10.20.0.21",
+        "ip": MINION_IP,
         "lines": {"intranet": "10.20.0.21"},
         "roles": ["base", "db"],
         "status": "online",

@@ -6,17 +6,71 @@ its users file, ``name:password`` one per line, readable by its owner only.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
+
+
+def exactly(*funs):
+    """ACL entries that match these function names and nothing else.
+
+    Salt compares a function with each entry by ``re.match(entry, fun)``
+    (``salt.utils.minions.CkMinions.match_check``): a regular expression
+    anchored at the start only, so ``cmdb.list`` would also admit
+    ``cmdb.list_anything`` and ``cmdbXlist``.  Escaping the dots and ending in
+    ``$`` leaves the one name.
+    """
+    return [re.escape(fun) + "$" for fun in funs]
+
+
+# The jobs runner functions a salt-api web client reads: the job list and one
+# job (salt-api's GET /jobs and /jobs/<jid>), a job's returns by id (results of
+# asynchronous calls) and the jobs still running.
+JOB_READ = exactly("jobs.list_jobs", "jobs.list_job", "jobs.lookup_jid", "jobs.active")
+
+# The other read-only pages of a salt-api web client (checked against SaltGUI
+# 1.34.0, docs/lab.md): the minion list (the key list, connected minions, their
+# grains and Salt versions), keys with fingerprints, grains, the pillar's shape
+# (``pillar.obfuscate``: keys and types, never values), schedules and beacons.
+# Not granted: ``pillar.items`` and the ``cache.pillar`` runner (pillar values),
+# ``config.values`` (the master's configuration, ``saltops:db_url`` included).
+PAGE_READ_RUNNERS = exactly("manage.versions")
+PAGE_READ = [
+    {
+        "*": exactly(
+            "grains.items", "pillar.obfuscate", "schedule.list", "beacons.list", "beacons.list_available"
+        )
+    },
+    {"@wheel": exactly("key.list_all", "key.finger", "minions.connected")},
+]
 
 # User -> Salt eauth ACL.
 ACLS = {
     # Everything: minion functions, every runner and wheel function, job lookups.
     "ops": [".*", "@runner", "@wheel", "@jobs"],
-    # Read-only CMDB access.
-    "viewer": [{"@runner": ["cmdb.list", "cmdb.show", "cmdb.targets", "cmdb.history"]}],
-    # Deploy runner functions only (what a CI job hands over).
-    "deployer": [{"@runner": ["deploy.*"]}],
+    # Read-only CMDB access, config push diffs, history and status (docs/confpush.md), and
+    # the read-only pages of a web client.
+    "viewer": [
+        {
+            "@runner": [
+                *exactly("cmdb.list", "cmdb.show", "cmdb.targets", "cmdb.history"),
+                r"confpush\.(diff|history|status)$",
+                *JOB_READ,
+                *PAGE_READ_RUNNERS,
+            ]
+        },
+        *PAGE_READ,
+    ],
+    # Every deploy runner function (what a CI job hands over), and the read-only pages.
+    "deployer": [{"@runner": [r"deploy\..*", *JOB_READ, *PAGE_READ_RUNNERS]}, *PAGE_READ],
+    # People of the ticket tour (saltops.lab.tickets): an applicant, and their manager who approves.
+    # Who may act on which ticket is the tickets' own decision; these say which calls reach it.
+    "dev": [{"@runner": exactly("ticket.create", "ticket.show", "ticket.list", "ticket.cancel",
+                                "ticket.resubmit", "ticket.rate", "ticket.comment", "ticket.templates",
+                                "deploy.status")}],
+    "lead": [{"@runner": exactly("ticket.show", "ticket.list", "ticket.approve", "ticket.reject",
+                                 "ticket.return", "ticket.comment", "ticket.delegate", "ticket.templates",
+                                 "deploy.status")}],
 }
 
 

@@ -5,8 +5,12 @@ import abc
 import requests
 
 from saltops.errors import ValidationError
+from saltops.notify import redact
 
 USER_AGENT = "saltops-notify/1"
+
+# requests' connection pool logs each request line, query string included, at DEBUG.
+redact.guard_library_logs()
 
 
 class DeliveryError(Exception):
@@ -18,11 +22,17 @@ class DeliveryError(Exception):
 
 
 class Channel(abc.ABC):
-    """Base class: ``kind`` names the type; :meth:`send` raises :class:`DeliveryError` on failure."""
+    """Base class: ``kind`` names the type; :meth:`send` raises :class:`DeliveryError` on failure.
+
+    Errors are made with :meth:`error`, which strips the channel's secrets
+    from the text (:mod:`saltops.notify.redact`).
+    """
 
     kind = None
     required = ()
     optional = ()
+    # Settings whose values are credentials, masked in every error text.
+    secret_keys = ("password", "secret", "bearer_token")
 
     def __init__(self, name, spec, timeout=10.0):
         self.name = name
@@ -44,6 +54,19 @@ class Channel(abc.ABC):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             problems.append(f"channels.{name}.timeout: a positive number of seconds")
         return problems
+
+    def secrets(self):
+        """Every credential of this channel's settings, as it could appear in an error text."""
+        found = [str(self.spec[key]) for key in self.secret_keys if self.spec.get(key)]
+        found += redact.url_secrets(self.spec.get("url"))
+        # Headers are set to carry tokens (X-Token, Authorization...); their values are masked too.
+        found += [str(v) for v in (self.spec.get("headers") or {}).values() if v]
+        return found
+
+    def error(self, message, retryable=True, extra_secrets=()):
+        """A :class:`DeliveryError` named after this channel, its text free of secrets."""
+        text = redact.scrub(f"{self.kind} {self.name}: {message}", [*self.secrets(), *extra_secrets])
+        return DeliveryError(text, retryable)
 
     @abc.abstractmethod
     def send(self, payload):
@@ -70,24 +93,25 @@ class HttpChannel(Channel):
         try:
             resp = self.session.post(url, json=body, data=data, headers=headers, timeout=self.timeout)
         except requests.RequestException as err:
-            raise DeliveryError(f"{self.kind} {self.name}: {type(err).__name__}: {err}") from None
+            # requests quotes the URL (with its query string: the robot key) in its messages.
+            # DingTalk's per-request signature is in no setting: the sent URL's values are masked too.
+            raise self.error(f"{type(err).__name__}: {err}", extra_secrets=redact.url_secrets(url)) from None
         if resp.status_code == 429 or resp.status_code >= 500:
-            raise DeliveryError(f"{self.kind} {self.name}: HTTP {resp.status_code}")
+            raise self.error(f"HTTP {resp.status_code}")
         if resp.status_code >= 400:
-            raise DeliveryError(f"{self.kind} {self.name}: HTTP {resp.status_code}: {resp.text[:200]}",
-                                retryable=False)
+            raise self.error(f"HTTP {resp.status_code}: {resp.text[:200]}", retryable=False,
+                             extra_secrets=redact.url_secrets(url))
         return resp
 
-    @staticmethod
-    def robot_result(kind, name, resp):
+    def robot_result(self, resp):
         """WeCom and DingTalk robots answer HTTP 200 with ``{"errcode": 0}`` on success."""
         try:
             body = resp.json()
         except ValueError:
-            raise DeliveryError(f"{kind} {name}: the answer is not JSON: {resp.text[:200]!r}") from None
+            raise self.error(f"the answer is not JSON: {resp.text[:200]!r}") from None
         if not isinstance(body, dict) or body.get("errcode") != 0:
-            raise DeliveryError(f"{kind} {name}: errcode {body.get('errcode') if isinstance(body, dict) else body!r}"
-                                f" {body.get('errmsg', '') if isinstance(body, dict) else ''}")
+            raise self.error(f"errcode {body.get('errcode') if isinstance(body, dict) else body!r}"
+                             f" {body.get('errmsg', '') if isinstance(body, dict) else ''}")
 
 
 def raise_problems(problems, what="notification channels"):

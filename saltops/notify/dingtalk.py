@@ -35,7 +35,7 @@ class DingtalkChannel(HttpChannel):
 
     def body(self, payload):
         text = render.markdown(payload, limit=MAX_BYTES)
-        mobiles = self.spec.get("at_mobiles") or []
+        mobiles = render.recipients(payload, "phones") or self.spec.get("at_mobiles") or []
         if mobiles:
             text += "\n" + " ".join(f"@{m}" for m in mobiles)
         return {
@@ -49,4 +49,4 @@ class DingtalkChannel(HttpChannel):
         if self.spec.get("secret"):
             url = signed_url(url, self.spec["secret"])
         resp = self.post(url, self.body(payload))
-        self.robot_result(self.kind, self.name, resp)
+        self.robot_result(resp)

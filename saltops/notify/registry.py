@@ -2,12 +2,14 @@
 
 from saltops.errors import ValidationError
 from saltops.notify.dingtalk import DingtalkChannel
+from saltops.notify.file import FileChannel
 from saltops.notify.sms import SmsChannel
 from saltops.notify.smtp import SmtpChannel
 from saltops.notify.webhook import WebhookChannel
 from saltops.notify.wecom import WecomChannel
 
-TYPES = {cls.kind: cls for cls in (SmtpChannel, WecomChannel, DingtalkChannel, SmsChannel, WebhookChannel)}
+TYPES = {cls.kind: cls for cls in (SmtpChannel, WecomChannel, DingtalkChannel, SmsChannel, WebhookChannel,
+                                       FileChannel)}
 
 
 def check(channels):

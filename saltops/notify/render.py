@@ -3,7 +3,19 @@
 SEVERITY_MARK = {"critical": "[P1]", "warning": "[P2]", "info": "[P3]"}
 
 
+def recipients(payload, key):
+    """Addresses a notification names for itself (``to``: e-mail, ``phones``), or an empty list.
+
+    A message meant for one person (a ticket's next approver) carries them;
+    the channel then sends to that person instead of its configured list.
+    """
+    found = (payload.get("recipients") or {}).get(key) or []
+    return [str(item) for item in found if item]
+
+
 def title(payload):
+    if payload.get("title"):
+        return str(payload["title"])
     counts = payload.get("counts") or {}
     firing = counts.get("firing", sum(1 for a in payload["alerts"] if a["status"] == "firing"))
     resolved = counts.get("resolved", sum(1 for a in payload["alerts"] if a["status"] == "resolved"))

@@ -12,7 +12,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from saltops.notify import render
-from saltops.notify.base import DeliveryError, HttpChannel
+from saltops.notify.base import HttpChannel
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _ENV.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
@@ -48,13 +48,13 @@ class SmsChannel(HttpChannel):
         values = {
             "text": render.text(payload, limit=int(self.spec.get("max_length", 300))),
             "title": render.title(payload),
-            "phones": list(self.spec["phones"]),
+            "phones": render.recipients(payload, "phones") or list(self.spec["phones"]),
             "status": payload.get("status"),
         }
         try:
             return _ENV.from_string(self.spec["body"]).render(**values)
         except TemplateError as err:
-            raise DeliveryError(f"sms {self.name}: body template: {err}", retryable=False) from None
+            raise self.error(f"body template: {err}", retryable=False) from None
 
     def send(self, payload):
         body = self.render_body(payload)
@@ -65,17 +65,17 @@ class SmsChannel(HttpChannel):
             resp = self.session.request(method, self.spec["url"], data=body.encode("utf-8"),
                                         headers=headers, timeout=self.timeout)
         except Exception as err:
-            raise DeliveryError(f"sms {self.name}: {type(err).__name__}: {err}") from None
+            raise self.error(f"{type(err).__name__}: {err}") from None
         ok_status = self.spec.get("ok_status", 200)
         if resp.status_code != ok_status:
-            raise DeliveryError(f"sms {self.name}: HTTP {resp.status_code}: {resp.text[:200]}",
-                                retryable=resp.status_code >= 500 or resp.status_code == 429)
+            raise self.error(f"HTTP {resp.status_code}: {resp.text[:200]}",
+                             retryable=resp.status_code >= 500 or resp.status_code == 429)
         expected = self.spec.get("ok_json")
         if expected:
             try:
                 answer = resp.json()
             except ValueError:
-                raise DeliveryError(f"sms {self.name}: the gateway did not answer JSON") from None
+                raise self.error("the gateway did not answer JSON") from None
             for field, value in expected.items():
                 if not isinstance(answer, dict) or answer.get(field) != value:
-                    raise DeliveryError(f"sms {self.name}: gateway answered {answer!r}")
+                    raise self.error(f"gateway answered {answer!r}")

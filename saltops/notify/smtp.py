@@ -5,14 +5,19 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from saltops.notify import render
-from saltops.notify.base import Channel, DeliveryError
+from saltops.notify import redact, render
+from saltops.notify.base import Channel
 
 
 class SmtpChannel(Channel):
     kind = "smtp"
     required = ("host", "from", "to")
     optional = ("port", "starttls", "ssl", "username", "password", "subject_prefix")
+
+    def secrets(self):
+        # A server may echo the AUTH line it refused: the password's base64 forms are masked too.
+        login = redact.smtp_login_secrets(self.spec.get("username"), self.spec.get("password"))
+        return super().secrets() + login
 
     @classmethod
     def check(cls, name, spec):
@@ -28,7 +33,7 @@ class SmtpChannel(Channel):
         msg = EmailMessage()
         msg["Subject"] = (self.spec.get("subject_prefix", "[saltops] ") + render.title(payload))[:250]
         msg["From"] = self.spec["from"]
-        msg["To"] = ", ".join(self.spec["to"])
+        msg["To"] = ", ".join(render.recipients(payload, "to") or self.spec["to"])
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain="saltops")
         msg.set_content(render.text(payload))
@@ -50,8 +55,8 @@ class SmtpChannel(Channel):
                     client.login(spec["username"], spec.get("password", ""))
                 refused = client.send_message(self.message(payload))
         except smtplib.SMTPAuthenticationError as err:
-            raise DeliveryError(f"smtp {self.name}: login refused: {err}", retryable=False) from None
+            raise self.error(f"login refused: {err}", retryable=False) from None
         except (smtplib.SMTPException, OSError) as err:
-            raise DeliveryError(f"smtp {self.name}: {type(err).__name__}: {err}") from None
+            raise self.error(f"{type(err).__name__}: {err}") from None
         if refused:
-            raise DeliveryError(f"smtp {self.name}: recipients refused: {sorted(refused)}", retryable=False)
+            raise self.error(f"recipients refused: {sorted(refused)}", retryable=False)

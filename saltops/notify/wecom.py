@@ -14,11 +14,11 @@ class WecomChannel(HttpChannel):
 
     def body(self, payload):
         content = render.markdown(payload, limit=MAX_BYTES - 200)
-        mobiles = self.spec.get("mentioned_mobile_list") or []
+        mobiles = render.recipients(payload, "phones") or self.spec.get("mentioned_mobile_list") or []
         if mobiles:
             content += "\n" + " ".join(f"<@{m}>" for m in mobiles)
         return {"msgtype": "markdown", "markdown": {"content": content}}
 
     def send(self, payload):
         resp = self.post(self.spec["url"], self.body(payload))
-        self.robot_result(self.kind, self.name, resp)
+        self.robot_result(resp)

@@ -88,6 +88,8 @@ def fleet(salt_master, cmdb_store, bench_dir):
             }
         )
     repo.write(cmdb_store, "bench", records, rules=Rules.from_config(config.load({})))
+    # The app hosts' hooks (saltops:deploy:hooks), beside the static pillar tree.
+    hook_files = kit.write_hooks_pillar(salt_master.config["pillar_roots"]["base"][0], also=["saltops"])
     factories = [salt_master.salt_minion_daemon(name, overrides=saltenv.minion_overrides()) for name in names]
     started = []
     try:
@@ -103,6 +105,8 @@ def fleet(salt_master, cmdb_store, bench_dir):
         for factory in reversed(started):
             factory.terminate()
         repo.remove(cmdb_store, "bench", names, purge=True)
+        for path in hook_files:
+            os.unlink(path)
 
 
 def _run_side(master, side, app, hosts, batch, version, url, digest):

@@ -3,9 +3,9 @@
 import pymysql
 import pytest
 
+from saltops.cmdb.schema import hosts
 from saltops.lab import demo
 from saltops.lab.seed import seed
-from saltops.store.schema import hosts
 from tests.support import mysql as mysql_support
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def test_every_minion_answers_and_has_the_saltops_modules(salt_minions, salt_cli
 
 
 def test_api_users_match_the_lab(api):
-    assert set(api.passwords) == {"ops", "viewer", "deployer"}
+    assert set(api.passwords) == {"ops", "viewer", "deployer", "dev", "lead"}
     assert api.login("ops").status_code == 200
 
 

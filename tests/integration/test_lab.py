@@ -12,6 +12,7 @@ import requests
 from saltops.cmdb import repo
 from saltops.lab import demo
 from saltops.store import get_store
+from tests.support.haproxy import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,6 +67,8 @@ def test_status_json_tells_how_to_reach_the_lab(lab):
         "ops",
         "viewer",
         "deployer",
+        "dev",
+        "lead",
     }
     assert {m["id"]: m["state"] for m in status["minions"]} == dict.fromkeys(demo.MINION_IDS, "up")
     assert status["db_url"] == f"sqlite:///{lab_dir.resolve() / 'saltops.db'}"
@@ -161,6 +164,88 @@ def test_up_restarts_a_minion_that_died(lab):
     assert after["all_up"] is True
     assert after["master"]["pid"] == first["master"]["pid"]
     first["minions"] = after["minions"]
+
+
+def test_the_deploy_ticket_tour_starts_from_the_seeded_people_and_template(lab):
+    """docs/lab.md's deploy ticket tour, its first steps: salt-run as the lab's people with eauth ``file``
+    (tests/integration/tickets/test_ticket_deploy.py walks the rest, deploy included)."""
+    _lab_dir, up = lab
+    passwords = dict(line.split(":", 1) for line in Path(up["users_file"]).read_text().splitlines())
+
+    def run_as(user, *args):
+        return subprocess.run([str(BIN / "salt-run"), "-c", up["config_dir"], "-a", "file",
+                               "--username", user, "--password", passwords[user], *args, "--out=json"],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    def data(user, *args):
+        proc = run_as(user, *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout)
+
+    template = data("dev", "ticket.templates", "name=app-deploy")
+    assert template["version"] == 1 and template["body"]["action"]["fun"] == "deploy.run"
+    created = data("dev", "ticket.create", "app-deploy", "app=shop", "version=9.9.9", "env=dev",
+                   "artifact=http://127.0.0.1:9/shop-9.9.9.tar.gz", "sha256=" + "ab" * 32)
+    assert (created["state"], created["waiting_for"]) == ("in_approval", ["lead"]), created
+    assert [t["id"] for t in data("lead", "ticket.list", "scope=to_approve")] == [created["id"]]
+    # dev's ACL has no approval; the lead's decision is the core's: the ticket goes on to ops.
+    refused = run_as("dev", "ticket.approve", str(created["id"]))
+    assert "Authentication failure of type" in refused.stdout and "occurred for user dev" in refused.stdout
+    assert data("lead", "ticket.approve", str(created["id"]))["waiting_for"] == ["ops"]
+    cancelled = data("dev", "ticket.cancel", str(created["id"]))
+    assert cancelled["state"] == "cancelled" and cancelled["actions"] == []
+
+
+def salt_cli(up, *args, tool="salt"):
+    proc = subprocess.run([str(BIN / tool), "-c", up["config_dir"], *args, "--out=json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+
+def test_alarms_tour_raise_notify_silence_resolve(lab, tmp_path):
+    """docs/lab.md's alarms tour: the engine runs with the default rules and writes to the inbox;
+    the sites beacon probes web01's app at the port its CMDB record gives."""
+    import http.server
+    import threading
+
+    _lab_dir, up = lab
+    alarms = up["alarms"]
+    assert requests.get(alarms["metrics_url"], timeout=30).status_code == 200
+    inbox = Path(alarms["inbox"])
+
+    def blocks(*texts):
+        text = inbox.read_text() if inbox.exists() else ""
+        return [b for b in text.split("--- ") if all(t in b for t in texts)]
+
+    # Raise: the app's port moves to one where nothing listens; the pillar follows the CMDB.
+    port = free_port()
+    salt_cli(up, "cmdb.update", demo.WEB, "apps=" + json.dumps({"shop": {"port": port, "health_url": "/healthz"}}),
+             tool="salt-run")
+    assert wait_for(lambda: blocks("[FIRING:1] SiteDown", "site=shop", demo.WEB), 240), inbox.read_text()
+    # Silence it while someone looks.
+    sil = salt_cli(up, "alarm.silence_add", f'matchers=host="{demo.WEB}",alertname="SiteDown"', "duration=1h",
+                   "comment=looking", tool="salt-run")
+    listed = salt_cli(up, "alarm.list", "alertname=SiteDown", tool="salt-run")
+    assert [(a["labels"]["host"], a["labels"]["site"]) for a in listed] == [(demo.WEB, "shop")]
+    salt_cli(up, "alarm.silence_expire", sil["id"], tool="salt-run")
+    # Resolve: the app answers.
+    (tmp_path / "healthz").write_text("ok")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert wait_for(lambda: blocks("[RESOLVED:1] SiteDown", demo.WEB), 240), inbox.read_text()
+    finally:
+        server.shutdown()
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_down_stops_only_what_up_started(lab):

@@ -14,6 +14,8 @@ import jinja2
 import pytest
 from states_saltlocal import PLATFORMS, STATES, lowstates, salt_call, write_config
 
+from tests.support.hosts import host_record
+
 WEB01 = {
     "hostname": "web01.bj.example.com",
     "ip": "10.10.1.11",
@@ -34,25 +36,18 @@ WEB02 = {
 
 
 def record(**over):
-    rec = {
-        "known": True,
-        "stale": False,
-        "hostname": "all01.bj.example.com",
-        "ip": "10.10.1.50",
-        "lines": {"telecom": "203.0.113.50", "unicom": "198.51.100.50"},
-        "roles": ["base", "cache", "db", "lb", "monitor", "web"],
-        "platform": "Debian-12",
-        "machine_type": "vm",
-        "idc": "bj-idc1",
-        "env": "prod",
-        "status": "online",
-        "owner": "web-team",
-        "apps": {
+    """The ``cmdb`` pillar of a host with every role: its CMDB record plus the pillar's flags."""
+    rec = host_record(
+        "all01.bj.example.com",
+        ip="10.10.1.50",
+        lines={"telecom": "203.0.113.50", "unicom": "198.51.100.50"},
+        roles=["base", "cache", "db", "lb", "monitor", "web"],
+        apps={
             "shop": {"port": 8000, "health_url": "/healthz", "server_name": "shop.example.com"},
             "mysql": {"port": 3306, "replica_of": "db01.bj.example.com"},
         },
-        "version": 42,
-    }
+    )
+    rec.update(known=True, stale=False, version=42)
     rec.update(over)
     return rec
 
@@ -323,6 +318,42 @@ def test_web_vhosts_from_apps(render):
     assert {"file": "web-config-vhosts-file-managed-shop"} in nginx_test["args"]["onchanges"]
 
 
+@pytest.mark.parametrize("platform", ["debian12", "rocky9", "debian12-container"])
+def test_every_state_id_names_its_sls_and_its_state(render, platform):
+    # formula-part-action-state: the ID starts with its SLS path, then the state function
+    low = states(render, platform, full_host(platform))
+    for sid, state in low.items():
+        prefix = state["sls"].replace(".", "-") + "-" + state["fun"].replace(".", "-").replace("_", "-")
+        assert sid.startswith(prefix), (sid, state["sls"], state["fun"])
+
+
+@pytest.mark.parametrize(
+    "platform, runtime, other",
+    [("debian12", "systemd", "supervisor"), ("rocky9", "systemd", "supervisor"),
+     ("debian12-container", "supervisor", "systemd")],
+)
+def test_web_runtime_parts_chosen_by_parameter(render, platform, runtime, other):
+    sls = sls_of(states(render, platform, full_host(platform)))
+    assert {f"web.config.{runtime}", f"web.service.{runtime}.running", "web.service.nginx.running"} <= sls
+    assert not {s for s in sls if other in s.split(".")}
+    clean = lowstates(render(platform, full_host(platform), "state.show_sls", "web.clean"))
+    assert {s["sls"] for s in clean.values()} == {
+        f"web.service.{runtime}.clean", "web.service.nginx.clean", "web.config.clean", "web.package.clean"
+    }
+    # the clean twin stops every app the CMDB gives the host, then nginx
+    stops = [s["args"]["name"] for s in clean.values() if s["sls"] == f"web.service.{runtime}.clean"]
+    assert any("saltops-app-shop" in name for name in stops), stops
+
+
+@pytest.mark.parametrize("platform", ["debian12", "debian12-container"])
+def test_web_host_without_apps_runs_nginx_only(render, platform):
+    pillar = {"cmdb": record(roles=["base", "web"], apps={})}
+    low = states(render, platform, pillar)
+    assert services_of(low) & {"nginx"} and not any(n.startswith("saltops-app-") for n in services_of(low))
+    clean = lowstates(render(platform, pillar, "state.show_sls", "web.clean"))
+    assert "web-service-nginx-clean-service-dead" in clean
+
+
 def test_container_platform_uses_supervisor_and_no_time_daemon(render):
     low = states(render, "debian12-container", full_host("debian12-container"))
     pkgs = pkgs_of(low)
@@ -389,6 +420,71 @@ def test_beacons_follow_roles(render, platform, cache_service):
     assert "saltops_web_services" in web_only and "saltops_lb_services" not in web_only
 
 
+@pytest.mark.parametrize("platform, supervised", [("debian12", False), ("debian12-container", True), ("rocky9", False)])
+def test_monitoring_beacons_cpu_bandwidth_sites_and_supervisor(render, platform, supervised):
+    beacons = render(platform, full_host(platform), "pillar.item", "beacons", "--", "unmask=True")["beacons"]
+    assert {"percent": 90} in beacons["saltops_cpu"] and {"max_mbps": 800} in beacons["saltops_bandwidth"]
+    # One site per web app of the host's CMDB record (mysql is the db role's), on the app's port.
+    [sites] = [item["sites"] for item in beacons["saltops_sites"] if "sites" in item]
+    assert sites == {"shop": {"url": "http://127.0.0.1:8000/healthz", "timeout": 5}}
+    programs = [item["programs"] for item in beacons.get("saltops_supervisor", []) if "programs" in item]
+    assert programs == ([["saltops-app-shop"]] if supervised else [])
+    # A host without web apps gets no site or supervisor beacon.
+    bare = render(platform, {"cmdb": record(roles=["base", "web"], apps={})}, "pillar.item", "beacons", "--",
+                  "unmask=True")["beacons"]
+    assert "saltops_sites" not in bare and "saltops_supervisor" not in bare and "saltops_cpu" in bare
+
+
+def watched_services(beacons, role):
+    [services] = [item["services"] for item in beacons[f"saltops_{role}_services"] if "services" in item]
+    return set(services)
+
+
+def running_services(low, role):
+    # the web role's app runtimes (systemd units, or supervisor and its programs) are
+    # watched by the process beacon, not the service one
+    return {
+        s["args"]["name"]
+        for s in low.values()
+        if s["fun"] == "service.running" and s["sls"].startswith(role + ".")
+        and not s["args"]["name"].startswith("saltops-app-")
+        and s["args"]["name"] not in ("supervisor", "supervisord")
+    }
+
+
+@pytest.mark.parametrize("platform", ["debian12", "rocky9", "debian12-container"])
+def test_role_beacons_watch_the_services_the_formulas_run(render, platform):
+    # One source: the beacons read the names from the formulas' parameters stack.
+    pillar = full_host(platform)
+    beacons = render(platform, pillar, "pillar.item", "beacons", "--", "unmask=True")["beacons"]
+    low = states(render, platform, pillar)
+    for role in ("web", "lb", "db", "cache", "monitor"):
+        assert watched_services(beacons, role) == running_services(low, role), role
+    [processes] = [i["processes"] for i in beacons["saltops_web_processes"] if "processes" in i]
+    assert processes == {"gunicorn": "running"}
+
+
+def test_a_site_override_of_a_service_name_reaches_the_beacon(render):
+    pillar = dict(full_host("rocky9"), cache={"service": "redis-sentinel-managed"})
+    beacons = render("rocky9", pillar, "pillar.item", "beacons", "--", "unmask=True")["beacons"]
+    low = states(render, "rocky9", pillar)
+    assert watched_services(beacons, "cache") == running_services(low, "cache") == {"redis-sentinel-managed"}
+
+
+def test_role_beacons_without_the_formulas_fail_the_pillar_with_the_reason(tmp_path):
+    # file_roots without the role formulas: the pillar says what is missing, it does not
+    # hand out a beacon watching a nameless service.
+    empty = tmp_path / "no-states"
+    empty.mkdir()
+    conf = write_config(
+        tmp_path, "all01.bj.example.com", {"cmdb": record(roles=["base", "cache"])},
+        grains=PLATFORMS["debian12"], extra={"file_roots": {"base": [str(empty)]}},
+    )
+    code, data, output = salt_call(conf, "pillar.items")
+    assert "cache/parameters/defaults.yaml under file_roots:base" in output, output
+    assert not (data or {}).get("beacons", {}).get("saltops_cache_services")
+
+
 # --- hosts the CMDB does not vouch for ----------------------------------------------
 
 
@@ -426,7 +522,8 @@ def test_unknown_minion_gets_safe_base_and_a_reason(render, platform):
     [text] = notices(low)
     assert "does not know" in text and "minion id is not a CMDB hostname" in text
     beacons = render(platform, pillar, "pillar.item", "beacons", "--", "unmask=True")["beacons"]
-    assert set(beacons) == {"load", "memusage", "diskusage"}
+    # Host health is watched on every host; nothing watches sites or services it was never given.
+    assert set(beacons) == {"load", "memusage", "diskusage", "saltops_cpu", "saltops_bandwidth"}
 
 
 def test_decommissioned_host_gets_no_roles(render):
@@ -470,7 +567,7 @@ def test_guard_passes_when_the_cmdb_pillar_is_there(render):
 def test_maintenance_host_keeps_roles_and_is_told(render):
     pillar = {"cmdb": record(status="maintenance", roles=["base", "web"])}
     low = states(render, "debian12", pillar)
-    assert "web.service.running" in sls_of(low) and "base.config.sudoers" in sls_of(low)
+    assert "web.service.nginx.running" in sls_of(low) and "base.config.sudoers" in sls_of(low)
     [text] = notices(low)
     assert "maintenance" in text and "load balancers leave it out" in text
 

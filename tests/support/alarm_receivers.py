@@ -40,6 +40,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if srv.on_request is not None:
+            srv.on_request(url.path.strip("/"), query)
+        if srv.echo_errors:
+            # Some gateways and proxies quote the request line in their error pages.
+            self._answer(srv.echo_errors, {"error": f"cannot handle POST {self.path}"})
+            return
         if srv.down:
             self._answer(503, {"error": "down"})
             return
@@ -67,6 +73,8 @@ class Receivers:
         self.sms_token = sms_token
         self.hook_token = hook_token
         self.down = False
+        self.echo_errors = None  # an HTTP code: answer it, quoting the request path (and query) in the body
+        self.on_request = None  # (kind, query) -> None, called as each request arrives
         self.got = []
         self.refused = []
         self._cond = threading.Condition()
@@ -104,6 +112,18 @@ class Receivers:
                     break
                 self._cond.wait(left)
             return self.of(kind)
+
+    def settle(self, quiet, timeout=120.0):
+        """Wait until nothing new arrived for ``quiet`` seconds, so that counting afterwards finds
+        any duplicate (pick a few group intervals of the rules under test)."""
+        deadline = time.time() + timeout
+        with self._cond:
+            while time.time() < deadline:
+                seen = len(self.got)
+                self._cond.wait(quiet)
+                if len(self.got) == seen:
+                    return
+        raise AssertionError(f"notifications kept coming for {timeout:.0f} s")
 
     # -- protocol checks: (HTTP code, answer, accepted?) ------------------------------------
     def check_wecom(self, query, body, _headers):
@@ -195,6 +215,56 @@ class SmtpReceiver:
             return list(self.messages)
 
 
+class RefusingSmtpServer:
+    """An SMTP server that refuses every login and quotes the AUTH line it got in its 535 answer.
+
+    Real servers differ in what they echo; this one echoes the most, so a test
+    can show that no form of the password reaches an error text.
+    """
+
+    def __init__(self):
+        import socketserver
+
+        outer = self
+        self.auth_lines = []
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                self.wfile.write(b"220 refusing.example ESMTP\r\n")
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    text = line.decode("utf-8", "replace").rstrip("\r\n")
+                    verb = text.split(" ", 1)[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.wfile.write(b"250-refusing.example\r\n250 AUTH PLAIN\r\n")
+                    elif verb == "AUTH":
+                        outer.auth_lines.append(text)
+                        self.wfile.write(f"535 5.7.8 authentication failed for {text}\r\n".encode())
+                    elif verb == "QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"502 5.5.2 not implemented\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def port(self):
+        return self.server.server_address[1]
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def channel_config(receivers, smtp=None, phones=("13800000000",)):
     """``saltops:notify:channels`` pointing at the local receivers."""
     conf = {
@@ -212,3 +282,16 @@ def channel_config(receivers, smtp=None, phones=("13800000000",)):
         conf["mail"] = {"type": "smtp", "host": "127.0.0.1", "port": smtp.port, "from": "saltops@example.com",
                         "to": ["ops@example.com", "lead@example.com"]}
     return conf
+
+
+def sample_payload(n=2, status="firing"):
+    """A notification as the pipeline hands it to a channel: ``n`` DiskFull alerts of one group."""
+    alerts = [{"status": status, "labels": {"alertname": "DiskFull", "host": f"web{i:02d}", "mount": "/",
+                                           "severity": "warning", "idc": "bj-idc1"},
+               "annotations": {"summary": f"disk / on web{i:02d} at 95%"}, "startsAt": "2024-05-01T10:00:00.000Z",
+               "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": f"{i:016x}"}
+              for i in range(n)]
+    return {"version": "4", "groupKey": 'route:{alertname="DiskFull"}', "truncatedAlerts": 0, "status": status,
+            "receiver": "ops", "groupLabels": {"alertname": "DiskFull"},
+            "commonLabels": {"alertname": "DiskFull", "severity": "warning", "idc": "bj-idc1"},
+            "commonAnnotations": {}, "externalURL": "", "alerts": alerts, "counts": {"firing": n, "resolved": 0}}

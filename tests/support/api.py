@@ -47,6 +47,14 @@ class SaltApiClient:
             timeout=self.timeout,
         )
 
+    def get(self, username, path):
+        """GET ``path`` (``/jobs``, ``/jobs/<jid>``, ...) as ``username``, as a web client does."""
+        return requests.get(
+            self.url + path,
+            headers={"Accept": "application/json", "X-Auth-Token": self.token(username)},
+            timeout=self.timeout,
+        )
+
     def run(self, username, fun, *args, client="runner", **kwargs):
         """Call one function (a runner by default) with positional and keyword arguments."""
         chunk = {"client": client, "fun": fun}

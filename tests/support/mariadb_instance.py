@@ -52,7 +52,7 @@ def free_port():
 class MariaDBInstance:
     """One private ``mariadbd`` (no grant tables: any user, no password, loopback only)."""
 
-    def __init__(self, base_dir=None, port=None, buffer_pool="64M"):
+    def __init__(self, base_dir=None, port=None, buffer_pool="64M", server_options=()):
         problem = available()
         if problem:
             raise RuntimeError(problem)
@@ -65,6 +65,8 @@ class MariaDBInstance:
         self.pid_file = os.path.join(self.base_dir, "mariadbd.pid")
         self.port = port or free_port()
         self.buffer_pool = buffer_pool
+        # More mariadbd options (replication: --server-id, --log-bin...).
+        self.server_options = list(server_options)
         self.process = None
         self._installed = False
 
@@ -105,9 +107,11 @@ class MariaDBInstance:
             f"--log-error={self.log_file}",
             f"--innodb-buffer-pool-size={self.buffer_pool}",
             "--innodb-log-file-size=48M",
-            "--skip-log-bin",
             "--max-connections=500",
         ]
+        if not any(opt.startswith("--log-bin") for opt in self.server_options):
+            cmd.append("--skip-log-bin")
+        cmd.extend(self.server_options)
         if os.geteuid() == 0:
             cmd.append("--user=root")
         self.process = subprocess.Popen(  # pylint: disable=consider-using-with

@@ -3,6 +3,7 @@
 from saltops import config
 from saltops.cmdb import repo
 from saltops.cmdb.model import Rules
+from tests.support.hosts import host_record
 
 CONF = config.load({"cachedir": "/nonexistent"})
 RULES = Rules.from_config(CONF)
@@ -10,21 +11,15 @@ LB_SERVES = CONF["cmdb"]["lb_serves"]
 
 
 def host(name, roles=("base", "web"), env="prod", status="online", idc="bj-idc1", **extra):
-    record = {
-        "hostname": name,
-        "ip": extra.pop("ip", "10.1.0.1"),
-        "lines": extra.pop("lines", {"telecom": "203.0.113.1"}),
-        "roles": list(roles),
-        "platform": "Debian-12",
-        "machine_type": "vm",
-        "idc": idc,
-        "env": env,
-        "status": status,
-        "owner": "web-team",
-        "apps": extra.pop("apps", {"shop": {"port": 8000, "health_url": "/healthz"}}),
-    }
-    record.update(extra)
-    return record
+    return host_record(
+        name,
+        ip=extra.pop("ip", "10.1.0.1"),
+        roles=list(roles),
+        env=env,
+        status=status,
+        idc=idc,
+        **extra,
+    )
 
 
 def write(store, *records, actor="pillar-tests"):

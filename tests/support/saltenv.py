@@ -8,7 +8,9 @@ adds its own daemon paths, ports and a scratch state/pillar tree in front of
 ours (``master.state_tree.base`` / ``master.pillar_tree.base``).
 """
 
+import contextlib
 import copy
+import os
 
 from pytestshellutils.utils import ports
 
@@ -35,6 +37,38 @@ def master_overrides(db_url, users_file, api_port=None, extra=None):
 
 def minion_overrides(extra=None):
     return _merge({"acceptance_wait_time": 2, "grains": {"saltops_lab": True}}, extra or {})
+
+
+def new_minion(master, minion_id, overrides=None):
+    """A minion factory for ``minion_id`` on ``master``, whose key the master has not seen.
+
+    Modules that start minions of the same id one after the other get new key
+    pairs each time (pytest-salt-factories gives each a directory of its own);
+    a key the master accepted earlier for that id would make it refuse the new
+    one ("the public keys did not match") until the start times out.
+    """
+    pki = master.config["pki_dir"]
+    for folder in ("minions", "minions_pre", "minions_rejected", "minions_denied"):
+        try:
+            os.unlink(os.path.join(pki, folder, minion_id))
+        except FileNotFoundError:
+            pass
+    return master.salt_minion_daemon(minion_id, overrides=overrides or minion_overrides())
+
+
+@contextlib.contextmanager
+def started_minions(master, names, overrides=None):
+    """``{name: minion factory}``, each new to the master and started in turn, all stopped at the end."""
+    started = {}
+    try:
+        for name in names:
+            factory = new_minion(master, name, overrides)
+            factory.start(start_timeout=120)
+            started[name] = factory
+        yield started
+    finally:
+        for factory in reversed(list(started.values())):
+            factory.terminate()
 
 
 def write_users(path):

@@ -72,27 +72,5 @@ web-config-apps-file-symlink-current-{{ name }}:
     - unless: test -e {{ app_dir }}/current
     - require:
       - file: web-config-apps-file-managed-bootstrap-{{ name }}
-
-web-config-apps-file-managed-runtime-{{ name }}:
-  file.managed:
-{%-     if web.app.supervisor == "systemd" %}
-    - name: {{ web.app.unit_dir }}/saltops-app-{{ name }}.service
-    - source: salt://web/files/app.service.jinja
-{%-     else %}
-    - name: {{ web.app.supervisor_conf_dir }}/saltops-app-{{ name }}.{{ web.app.supervisor_conf_ext }}
-    - source: salt://web/files/app.supervisor.jinja
-{%-     endif %}
-    - template: jinja
-    - user: root
-    - group: root
-    - mode: "0644"
-    - context:
-        name: {{ name | json }}
-        app: {{ app | json }}
-        app_dir: {{ app_dir | json }}
-        runtime: {{ web.app | json }}
-    - require:
-      - pkg: web-package-install-pkg-installed
-      - user: web-config-apps-user-present
 {%-   endif %}
 {%- endfor %}

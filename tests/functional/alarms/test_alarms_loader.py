@@ -1,5 +1,7 @@
 """The alarm runner, engine module and reactor SLS through Salt's own loaders (no daemons)."""
 
+import datetime
+import logging
 import time
 
 import pytest
@@ -56,7 +58,8 @@ def test_runner_round_trip(runners, receivers):
     assert runners["alarm.list"]() == []
     assert runners["alarm.rules_check"]()["rules"] == ["DiskFull"]
     sil = runners["alarm.silence_add"]('host="web01",alertname=~"Disk.*"', duration="30m", comment="maint")
-    assert sil["ends_at"] > time.time() + 1700
+    assert datetime.datetime.fromisoformat(sil["ends_at"]).timestamp() > time.time() + 1700
+    assert sil["ends_at"].endswith("+00:00")
     assert [s["matchers"] for s in runners["alarm.silence_list"]()] == [['host="web01"', 'alertname=~"Disk.*"']]
     assert runners["alarm.silence_expire"](sil["id"])["expired"] is True
     assert runners["alarm.silence_list"]() == []
@@ -88,13 +91,34 @@ def test_test_channel_failure_is_reported_and_logged(runners, receivers):
     assert runners["alarm.notifications"]()["deliveries"][0]["ok"] is False
 
 
-def test_engine_virtual_needs_a_rules_file(opts):
+def test_engine_virtual_needs_a_rules_file_and_says_why_at_warning(opts, caplog, tmp_path):
     engines = salt.loader.engines(opts, {}, {}, {})
     assert "saltops_alarms.start" in engines
-    opts2 = dict(opts, saltops={"alarms": {}})
-    assert "saltops_alarms.start" not in salt.loader.engines(opts2, {}, {}, {})
-    opts3 = dict(opts, saltops={"alarms": {"rules_file": "/x", "tick": -1}})
-    assert "saltops_alarms.start" not in salt.loader.engines(opts3, {}, {}, {})
+    db_url = opts["saltops"]["db_url"]
+    cases = [
+        ({"db_url": db_url, "alarms": {}}, "no alarm rules: set saltops:alarms:rules_file"),
+        ({"db_url": db_url, "alarms": {"rules_file": str(tmp_path / "gone.yml")}}, "gone.yml) does not exist"),
+        ({"db_url": db_url, "alarms": {"rules_file": "/x", "tick": -1}}, "saltops:alarms:tick"),
+        ({"alarms": opts["saltops"]["alarms"]}, "saltops:db_url is not set"),
+    ]
+    for block, reason in cases:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert "saltops_alarms.start" not in salt.loader.engines(dict(opts, saltops=block), {}, {}, {})
+        warned = [r.getMessage() for r in caplog.records
+                  if r.levelno >= logging.WARNING and r.getMessage().startswith("saltops_alarms not started")]
+        assert len(warned) == 1 and reason in warned[0], (reason, caplog.text)
+
+
+def test_engine_refuses_a_weak_webhook_token_and_says_so_without_quoting_it(opts, caplog):
+    weak = "tooshort"
+    alarms = dict(opts["saltops"]["alarms"], webhook_token=weak)
+    with caplog.at_level(logging.WARNING):
+        engines = salt.loader.engines(dict(opts, saltops=dict(opts["saltops"], alarms=alarms)), {}, {}, {})
+        assert "saltops_alarms.start" not in engines
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "saltops_alarms" in r.getMessage()]
+    assert warned and "webhook_token" in warned[0]
+    assert weak not in caplog.text
 
 
 def _render(path, tag):
@@ -110,10 +134,15 @@ def _render(path, tag):
 def test_reactor_sls_takes_only_a_well_formed_fingerprint():
     sls = tree("reactor") / "alarm_remediate.sls"
     ok = _render(sls, "saltops/alarm/0123456789abcdef/firing")
-    assert ok == {"alarm-remediate-0123456789abcdef": {"runner.alarm.remediate": [
+    assert ok == {"saltops-alarm-firing-remediate-0123456789abcdef": {"runner.alarm.remediate": [
         {"args": [{"fingerprint": "0123456789abcdef"}]}]}}
     for tag in ("saltops/alarm/0123456789abcdef/resolved", "saltops/alarm/x; rm -rf/firing",
                 "saltops/alarm/0123456789abcdef/firing/extra"):
         assert not _render(sls, tag)
     res = _render(tree("reactor") / "alarm_resolved_log.sls", "saltops/alarm/0123456789abcdef/resolved")
-    assert list(res) == ["alarm-resolved-0123456789abcdef"]
+    assert list(res) == ["saltops-alarm-resolved-log-0123456789abcdef"]
+
+
+def test_notifications_lists_claimed_rows_and_refuses_unknown_states(runners):
+    assert runners["alarm.notifications"](status="sending")["rows"] == []
+    assert_refused(runners["alarm.notifications"](status="lost"), "pending, sending, sent, failed")

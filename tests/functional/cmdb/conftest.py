@@ -19,7 +19,7 @@ import yaml
 
 from saltops.store import get_store
 from saltops.store.engine import forget_stores
-from tests.unit.cmdb import cmdb_testkit
+from tests.support import cmdb_kit as cmdb_testkit
 
 
 class Runners:

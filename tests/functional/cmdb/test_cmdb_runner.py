@@ -1,14 +1,17 @@
 """The ``cmdb`` runner through Salt's loader: every function, its errors, and what it leaves behind."""
 
 import json
+import os
+import pathlib
+import re
 
 import pytest
 import salt.output
 
-from saltops.cmdb import api, io
+from saltops.cmdb import api, import_export
 from saltops.store import audit, outbox
+from tests.support.cmdb_kit import CONF, INJECTIONS, counts, host
 from tests.support.refusals import assert_refused
-from tests.unit.cmdb.cmdb_testkit import CONF, INJECTIONS, counts, host
 
 ADD = {
     "ip": "10.10.1.11",
@@ -43,6 +46,7 @@ def test_every_function_has_a_cli_example(run):
         "cmdb.import",
         "cmdb.list",
         "cmdb.refresh",
+        "cmdb.refresh_after_outage",
         "cmdb.remove",
         "cmdb.show",
         "cmdb.targets",
@@ -98,8 +102,7 @@ def test_add_rejects_bad_input_with_every_problem_and_changes_nothing(run):
 
 
 def test_acting_user_cannot_be_passed_as_an_argument(run):
-    with pytest.raises(TypeError):
-        run("add", "web09.x.com", actor="mallory", **ADD)
+    assert_refused(run("add", "web09.x.com", actor="mallory", **ADD), r"unknown argument\(s\) actor")
     seed(run, host("web09.x.com"))
     assert_refused(run("update", "web09.x.com", actor="mallory", status="offline"), "unknown field.*actor")
 
@@ -153,11 +156,18 @@ def test_list_and_targets(run):
     assert printed.split() == ["lb01.x.com", "web01.x.com", "web02.x.com"]
 
 
-def test_import_from_a_path_with_dry_run_then_for_real(run, tmp_path):
+def import_dir(run):
+    """The default import directory of the test master (``saltops:cmdb:import_roots``)."""
+    path = os.path.join(run.opts["cachedir"], "saltops", "import")
+    os.makedirs(path, exist_ok=True)
+    return pathlib.Path(path)
+
+
+def test_import_from_a_path_with_dry_run_then_for_real(run):
     seed(run)
-    path = tmp_path / "hosts.csv"
+    path = import_dir(run) / "hosts.csv"
     path.write_text(
-        io.export_hosts([host("web01.x.com", owner="王五"), host("new.x.com")], "csv"), encoding="utf-8"
+        import_export.export_hosts([host("web01.x.com", owner="王五"), host("new.x.com")], "csv"), encoding="utf-8"
     )
     before = counts(run.store)
     dry = run("import", str(path), dry_run=True)
@@ -173,7 +183,7 @@ def test_import_from_a_path_with_dry_run_then_for_real(run, tmp_path):
 def test_import_errors_name_every_bad_line_and_change_nothing(run):
     seed(run)
     before = counts(run.store)
-    text = io.export_hosts(
+    text = import_export.export_hosts(
         [host("a.x.com"), host("b.x.com", ip="1.2.3"), host("c.x.com", roles=["nope"])], "csv"
     )
     info = assert_refused(run("import", text=text, format="csv"), None)
@@ -181,7 +191,9 @@ def test_import_errors_name_every_bad_line_and_change_nothing(run):
     assert "line 4: unknown role 'nope'" in info["error"]
     assert_refused(run("import", text="hosts: [\n", format="yaml"), "not well-formed YAML")
     assert_refused(run("import", text='hostname,ip\n"a.x.com,1.2.3.4\n', format="csv"), "not well-formed CSV")
-    assert_refused(run("import", "/nonexistent/hosts.csv"), "cannot read")
+    assert_refused(run("import", str(import_dir(run) / "missing.csv")), "cannot read")
+    # Outside the import directory: refused before anything is read.
+    assert_refused(run("import", "/etc/passwd", format="csv"), "outside the directories imports may read")
     assert_refused(run("import"), "exactly one")
     assert_refused(run("import", text="hostname\n", format="csv", mode="merge"), "mode 'merge'")
     assert counts(run.store) == before
@@ -266,7 +278,7 @@ def test_runner_client_aliases_user_and_failures(run):
     done = run.client.cmd(
         "cmdb.import",
         [],
-        kwarg={"text": io.export_hosts([host("z.x.com")], "yaml")},
+        kwarg={"text": import_export.export_hosts([host("z.x.com")], "yaml")},
         pub_data={"user": "eve"},
         print_event=False,
         full_return=True,
@@ -286,3 +298,21 @@ def test_runner_client_aliases_user_and_failures(run):
     assert again["success"] is True  # a failure does not stick to the next call
     with run.store.connect() as conn:
         assert audit.history(conn, object_id="lb01.x.com")[0]["action"] == "add"
+
+
+@pytest.mark.parametrize(
+    "fun, args, kwarg, fragment",
+    [
+        ("cmdb.update", [], {"status": "maintenance"}, "cmdb.update: missing argument(s): hostname"),
+        ("cmdb.add", [], {"ip": "10.0.0.1"}, "cmdb.add: missing argument(s): hostname"),
+        ("cmdb.refresh", [], {}, "cmdb.refresh: missing argument(s): version"),
+        ("cmdb.show", ["a.x.com", "b.x.com"], {}, "cmdb.show: too many positional arguments"),
+    ],
+)
+def test_arguments_that_do_not_fit_are_refused_like_any_bad_input(run, fun, args, kwarg, fragment):
+    before = counts(run.store)
+    done = run.client.cmd(fun, args, kwarg=kwarg, print_event=False, full_return=True)
+    # Not Salt's "Passed invalid arguments" with success: a failed job, retcode 1, the usage pointer.
+    assert done["success"] is False
+    assert_refused(done["return"], re.escape(fragment) + r".*nothing was changed \(usage: salt-run -d ")
+    assert counts(run.store) == before

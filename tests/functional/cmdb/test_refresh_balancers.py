@@ -7,8 +7,8 @@ minions: tests/integration/hecd runs the whole loop on real daemons.
 import pytest
 
 from saltops.cmdb import api
+from tests.support.cmdb_kit import CONF, counts, host
 from tests.support.refusals import assert_refused
-from tests.unit.cmdb.cmdb_testkit import CONF, counts, host
 
 
 def seed(run):

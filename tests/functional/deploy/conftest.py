@@ -34,6 +34,7 @@ def file_root(workdir):
 def caller(workdir, file_root):
     root = os.path.join(workdir, "minion")
     os.makedirs(os.path.join(workdir, "pillar"))
+    deploy_appkit.write_hooks_pillar(os.path.join(workdir, "pillar"))
     os.makedirs(root)
     conf = os.path.join(root, "minion")
     with open(conf, "w") as fh:
@@ -58,7 +59,8 @@ def artifacts(workdir):
 
 @pytest.fixture
 def app_base(workdir, request):
-    base = os.path.join(workdir, "apps", request.node.name[:40])
-    os.makedirs(base)
+    # Parametrized tests share a name's first characters: a unique folder each.
+    os.makedirs(os.path.join(workdir, "apps"), exist_ok=True)
+    base = tempfile.mkdtemp(prefix=request.node.name[:32] + "-", dir=os.path.join(workdir, "apps"))
     yield base
     deploy_appkit.stop_apps(base)

@@ -1,4 +1,4 @@
-"""The deploy engine driving the real minion module (through Salt's loader) on a real database.
+"""The deploy driver driving the real minion module (through Salt's loader) on a real database.
 
 Each "host" is a CMDB record whose app settings give it its own folder and
 port on this machine; the executor runs ``saltops_release`` for it through
@@ -14,10 +14,11 @@ import sqlalchemy as sa
 
 from saltops import config
 from saltops.cmdb import api, repo
+from saltops.cmdb.balancers import outcome_of
 from saltops.cmdb.model import Rules
+from saltops.deploy import api as deploy_api
 from saltops.deploy import config as dconfig
-from saltops.deploy import engine, history, lock, slots
-from saltops.deploy.executor import normalise
+from saltops.deploy import history, lock, slots
 from saltops.deploy.schema import runs
 from saltops.errors import Conflict, NotFound
 from saltops.store import outbox
@@ -25,35 +26,8 @@ from saltops.store.engine import Store
 from saltops.store.schema import event_outbox
 
 
-class CallerExecutor:
-    """Runs each host's call through the Caller; hosts in ``down`` do not answer."""
-
-    def __init__(self, caller):
-        self.caller = caller
-        self.down = set()
-        self.calls = []
-
-    def call(self, fun, hostnames, args, settings_by_host, timeout, kwargs=None):
-        out = {}
-        for name in hostnames:
-            self.calls.append((fun, name))
-            if name in self.down:
-                out[name] = None
-                continue
-            try:
-                out[name] = normalise(
-                    self.caller.cmd(fun, *args, settings=settings_by_host[name], **(kwargs or {}))
-                )
-            except Exception as err:  # noqa: BLE001 - Salt returns errors as text, like a minion
-                out[name] = normalise(f"ERROR: {err}")
-        return out
-
-    def run_plain(self, hostnames, fun, args, timeout):
-        return {name: self.caller.cmd(fun, *args) for name in hostnames}
-
-
 class Balancers:
-    """In place of ``cmdb.refresh version=N wait=True`` (the runner's balancer update).
+    """In place of :func:`saltops.cmdb.balancers.update` (the balancer update the runner wires in).
 
     The plan is the CMDB's own (``saltops.cmdb.api.refresh_plan``: which
     balancers the flip's CMDB version names); the state run's result is chosen
@@ -87,15 +61,18 @@ class Balancers:
                 "failed": {} if ok else {"lb-config-file-file-managed": "check_cmd execution failed"},
                 "errors": [],
             }
-        return {
-            "version": cmdb_version,
-            "balancers": plan["balancers"],
-            "refreshed": sorted(plan["apply"]),
-            "applied": {name: ",".join(states) for name, states in plan["apply"].items()},
-            "apply_skipped": plan["skipped"],
-            "apply_test": False,
-            "apply_results": results,
-        }
+        # The waited-for refresh's return, turned into the typed update as the real one is.
+        return outcome_of(
+            {
+                "version": cmdb_version,
+                "balancers": plan["balancers"],
+                "refreshed": sorted(plan["apply"]),
+                "applied": {name: ",".join(states) for name, states in plan["apply"].items()},
+                "apply_skipped": plan["skipped"],
+                "apply_test": False,
+                "apply_results": results,
+            }
+        )
 
 
 HOSTS = [
@@ -117,7 +94,8 @@ def env(workdir, artifacts, caller, request):
     for name, idc, lines in HOSTS:
         slots = {"blue": {"port": kit.free_port()}, "green": {"port": kit.free_port()}}
         settings = kit.app_settings(os.path.join(base, name), kit.free_port(), slots=slots, keep=2)
-        settings["health_retries"] = 5
+        # Enough for an instance to start on a loaded machine (a broken one answers 500 at once).
+        settings["health_retries"] = 30
         records.append(
             {
                 "hostname": name,
@@ -146,19 +124,19 @@ def env(workdir, artifacts, caller, request):
     e = Env()
     e.store, e.conf, e.records = store, conf, {r["hostname"]: r for r in records}
     e.dconf = dconfig.load({"deploy": {"batch_size": 2, "max_share": 0.5, "heartbeat_interval": 1}})
-    e.executor = CallerExecutor(caller)
+    e.executor = kit.CallerExecutor(caller)
     e.balancers = Balancers(store, conf)
     e.fired = []
     e.progress = []
 
     def deploy(version, broken=False, sha=None, actor="alice", **overrides):
         path, digest = kit.build_artifact(artifacts.directory, version, broken=broken)
-        request = engine.validate_request("shop", "test", version, artifacts.url(path), sha or digest)
-        deploy_id = engine.start(store, e.dconf, request, actor, overrides)
+        request = deploy_api.validate_request("shop", "test", version, artifacts.url(path), sha or digest)
+        deploy_id = deploy_api.start(store, e.dconf, request, actor, overrides)
         return run(deploy_id)
 
     def run(deploy_id):
-        driver = engine.Driver(
+        driver = deploy_api.Driver(
             store,
             e.dconf,
             deploy_id,
@@ -249,7 +227,7 @@ def test_canary_health_failure_rolls_back_the_canary_only(env):
 def test_failures_beyond_max_failures_roll_back_switched_hosts(env):
     assert env.deploy("1.0")["status"] == "succeeded"
     # The second batch's first host does not answer.
-    plan = engine.preview(env.store, env.dconf, "shop", "test")
+    plan = deploy_api.preview(env.store, env.dconf, "shop", "test")
     victim = plan["batches"][1]["hosts"][0]
     env.executor.down = set()
     original = env.executor.call
@@ -271,7 +249,7 @@ def test_failures_beyond_max_failures_roll_back_switched_hosts(env):
 
 def test_a_tolerated_failure_is_rolled_back_alone(env):
     assert env.deploy("1.0")["status"] == "succeeded"
-    plan = engine.preview(env.store, env.dconf, "shop", "test")
+    plan = deploy_api.preview(env.store, env.dconf, "shop", "test")
     victim = plan["batches"][0]["hosts"][0]
     original = env.executor.call
 
@@ -296,22 +274,22 @@ def test_pause_resume_and_the_lock(env):
     assert env.serving(canary) == (200, "ok 2.0")
     # A second deploy of the same app and env is refused while paused.
     _path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "3.0")
-    request = engine.validate_request("shop", "test", "3.0", "http://x/shop-3.0.tar.gz", digest)
+    request = deploy_api.validate_request("shop", "test", "3.0", "http://x/shop-3.0.tar.gz", digest)
     with pytest.raises(Conflict, match=r"deploy \d+ of shop 2.0 to test is in progress \(paused"):
-        engine.start(env.store, env.dconf, request, "carol")
+        deploy_api.start(env.store, env.dconf, request, "carol")
     with env.store.connect() as conn:
         assert len(history.list_runs(conn, app="shop")) == 2
-    resumed = engine.resume(env.store, env.dconf, paused["id"], env.executor)
+    resumed = deploy_api.resume(env.store, env.dconf, paused["id"], env.executor)
     assert resumed["status"] == "succeeded"
     assert all(env.serving(h) == (200, "ok 2.0") for h in env.records)
     with pytest.raises(Conflict, match="nothing to resume"):
-        engine.resume(env.store, env.dconf, paused["id"], env.executor)
+        deploy_api.resume(env.store, env.dconf, paused["id"], env.executor)
 
 
 def test_abort_a_paused_deploy_rolls_back(env):
     assert env.deploy("1.0")["status"] == "succeeded"
     paused = env.deploy("2.0", strategy="canary", pause=True)
-    result = engine.abort(env.store, env.dconf, paused["id"], env.executor)
+    result = deploy_api.abort(env.store, env.dconf, paused["id"], env.executor)
     assert result["status"] == "aborted"
     assert all(env.serving(h) == (200, "ok 1.0") for h in env.records)
     with env.store.connect() as conn:
@@ -321,15 +299,15 @@ def test_abort_a_paused_deploy_rolls_back(env):
 def test_stale_lock_is_taken_over(env):
     assert env.deploy("1.0")["status"] == "succeeded"
     _path, digest = kit.build_artifact(env.executor.caller.opts["cachedir"], "2.0")
-    request = engine.validate_request("shop", "test", "2.0", "http://127.0.0.1:9/x.tar.gz", digest)
-    dead = engine.start(env.store, env.dconf, request, "alice")
+    request = deploy_api.validate_request("shop", "test", "2.0", "http://127.0.0.1:9/x.tar.gz", digest)
+    dead = deploy_api.start(env.store, env.dconf, request, "alice")
     with env.store.begin() as conn:
         # Its runner died: a pid that does not exist on this host.
         conn.execute(
             runs.update().where(runs.c.id == dead).values(owner=lock.me().rsplit(":", 1)[0] + ":999999999")
         )
-    assert engine.status(env.store, env.dconf, dead)["stale"] is True
-    assert engine.status(env.store, env.dconf)[0]["stale"] is True
+    assert deploy_api.status(env.store, env.dconf, dead)["stale"] is True
+    assert deploy_api.status(env.store, env.dconf)[0]["stale"] is True
     result = env.deploy("2.1")
     assert result["status"] == "succeeded"
     with env.store.connect() as conn:
@@ -343,19 +321,19 @@ def test_rollback_to_a_release_no_longer_on_disk(env):
     # keep=2: 1.0 was pruned from every host.
     for rec in env.records.values():
         assert not os.path.exists(os.path.join(rec["apps"]["shop"]["base"], "shop", "releases", "1.0"))
-    target = engine.rollback_request(env.store, "shop", "test", to="1.0")
+    target = deploy_api.rollback_request(env.store, "shop", "test", to="1.0")
     assert target["version"] == "1.0" and target["from_version"] == "3.0"
-    request = engine.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
-    deploy_id = engine.start(
+    request = deploy_api.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
+    deploy_id = deploy_api.start(
         env.store, env.dconf, request, "alice", kind="rollback", rollback_of=target["from_deploy"]
     )
     result = env.run(deploy_id)
     assert result["status"] == "succeeded" and result["kind"] == "rollback"
     assert all(env.serving(h) == (200, "ok 1.0") for h in env.records)
     # Without `to`: the release before the live one.
-    assert engine.rollback_request(env.store, "shop", "test")["version"] == "3.0"
+    assert deploy_api.rollback_request(env.store, "shop", "test")["version"] == "3.0"
     with pytest.raises(NotFound, match="0.1 was never deployed successfully"):
-        engine.rollback_request(env.store, "shop", "test", to="0.1")
+        deploy_api.rollback_request(env.store, "shop", "test", to="0.1")
 
 
 def _current(env, name):
@@ -452,7 +430,7 @@ def test_a_failed_first_flip_leaves_no_slot(env):
 def test_blue_green_rollback_is_an_instant_flip(env):
     assert env.deploy("1.0", strategy="blue_green")["status"] == "succeeded"
     assert env.deploy("2.0", strategy="blue_green")["status"] == "succeeded"
-    target = engine.rollback_request(env.store, "shop", "test")
+    target = deploy_api.rollback_request(env.store, "shop", "test")
     assert target["version"] == "1.0"
     assert target["instant"] == {
         "flip_only": True,
@@ -460,9 +438,9 @@ def test_blue_green_rollback_is_an_instant_flip(env):
         "live_slot": "green",
         "live_version": "2.0",
     }
-    request = engine.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
+    request = deploy_api.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
     env.executor.calls.clear()
-    deploy_id = engine.start(
+    deploy_id = deploy_api.start(
         env.store,
         env.dconf,
         request,
@@ -485,7 +463,7 @@ def test_blue_green_rollback_is_an_instant_flip(env):
         assert _current(env, name) == "1.0"
         assert env.serving(name, _slot_port(env, name, "green")) == (200, "ok 2.0")
     # And forward again: the idle slot (green) holds 2.0.
-    again = engine.rollback_request(env.store, "shop", "test", to="2.0")
+    again = deploy_api.rollback_request(env.store, "shop", "test", to="2.0")
     assert again["instant"]["slot"] == "green"
 
 
@@ -496,10 +474,10 @@ def test_an_instant_rollback_to_a_dead_slot_flips_nothing(env):
     app_dir = os.path.join(env.records[victim]["apps"]["shop"]["base"], "shop")
     with open(os.path.join(app_dir, "app-blue.pid")) as fh:
         os.kill(int(fh.read()), 15)
-    target = engine.rollback_request(env.store, "shop", "test")
-    request = engine.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
+    target = deploy_api.rollback_request(env.store, "shop", "test")
+    request = deploy_api.validate_request("shop", "test", "1.0", target["artifact"], target["sha256"])
     calls = len(env.balancers.calls)
-    deploy_id = engine.start(
+    deploy_id = deploy_api.start(
         env.store,
         env.dconf,
         request,
@@ -547,7 +525,7 @@ def test_a_rolling_deploy_after_blue_green_goes_into_the_live_slot(env):
 
 
 def test_preview_changes_nothing(env):
-    plan = engine.preview(env.store, env.dconf, "shop", "test", {"strategy": "canary"})
+    plan = deploy_api.preview(env.store, env.dconf, "shop", "test", {"strategy": "canary"})
     assert plan["total"] == 4 and plan["batches"][0]["kind"] == "canary"
     assert plan["locked_by"] is None
     with env.store.connect() as conn:
@@ -558,4 +536,48 @@ def test_preview_changes_nothing(env):
     from saltops.errors import ValidationError
 
     with pytest.raises(ValidationError, match="no online host in env 'prod' runs app 'shop'"):
-        engine.preview(env.store, env.dconf, "shop", "prod")
+        deploy_api.preview(env.store, env.dconf, "shop", "prod")
+
+
+def test_a_batch_whose_returns_were_all_lost_is_asked_again(env):
+    """A restarted master loses a batch's returns: the hosts switched all the same, and say so."""
+    assert env.deploy("1.0")["status"] == "succeeded"
+    env.dconf["master_wait"] = 30
+    env.executor.lose = {"switch"}
+    result = env.deploy("2.0")
+    assert result["status"] == "succeeded", (
+        result["error"],
+        {h: v["error"] for h, v in result["hosts"].items()},
+    )
+    assert result["hosts_by_status"] == {"switched": 4}
+    assert all("its return was lost" not in (h["error"] or "") for h in result["hosts"].values())
+    lost = [d for p, d in env.progress if p == "returns_lost"]
+    assert len(lost) == len(result["batches"])
+    asked = [h for fun, h in env.executor.calls if fun.endswith(".health")]
+    assert sorted(asked) == sorted(env.records)
+    for name in env.records:
+        assert env.serving(name) == (200, "ok 2.0")
+
+
+def test_hosts_that_stay_silent_after_lost_returns_count_as_not_answering(env):
+    assert env.deploy("1.0")["status"] == "succeeded"
+    env.dconf["master_wait"] = 1
+    plan = deploy_api.preview(env.store, env.dconf, "shop", "test")
+    first = plan["batches"][0]["hosts"]
+    original = env.executor.call
+
+    def call(fun, hostnames, args, settings_by_host, timeout, kwargs=None):
+        # The first batch switches, then its minions go silent (their returns and the questions lost).
+        env.executor.down = set(first) if fun.endswith((".switch", ".health")) else set()
+        return original(fun, hostnames, args, settings_by_host, timeout, kwargs)
+
+    env.executor.call = call
+    result = env.deploy("2.0")
+    assert result["status"] == "rolled_back", result
+    assert "no answer from the minion" in result["error"], result["error"]
+    # They were asked again (health) before being counted, and nothing went further.
+    asked = {h for fun, h in env.executor.calls if fun.endswith(".health")}
+    assert set(first) <= asked
+    assert result["batches"][0]["status"] == "failed"
+    for name in env.records:
+        assert env.serving(name) == (200, "ok 1.0")

@@ -24,7 +24,7 @@ def _serving(settings):
 
 
 def test_stage_and_switch_over_http(caller, artifacts, app_base):
-    settings = _settings(app_base, pre_hook="sh bin/hook.sh pre", post_hook="sh bin/hook.sh post")
+    settings = _settings(app_base, pre_hook="hook_pre", post_hook="hook_post")
     url, digest = _build(artifacts, "1.0")
 
     staged = caller.cmd("saltops_release.stage", "shop", "1.0", url, digest, settings=settings)
@@ -167,7 +167,8 @@ def test_zip_artifact(caller, artifacts, app_base):
 
 
 def test_failed_health_check_reports_previous(caller, artifacts, app_base):
-    settings = _settings(app_base, health_retries=3)
+    # Retries enough for the broken release to start on a loaded machine and answer 500.
+    settings = _settings(app_base, health_retries=30)
     url, digest = _build(artifacts, "1.0")
     assert caller.cmd("saltops_release.deploy", "shop", "1.0", url, digest, settings=settings)["result"]
     url, digest = _build(artifacts, "1.1", broken=True)
@@ -175,7 +176,7 @@ def test_failed_health_check_reports_previous(caller, artifacts, app_base):
     assert ret["result"] is False
     assert ret["previous"] == "1.0"
     health = next(s for s in ret["steps"] if s["step"] == "health")
-    assert health["result"] is False and health["attempts"] == 3
+    assert health["result"] is False and health["attempts"] == 30
     assert "HTTP 500" in ret["comment"]
     # The module reports; the master decides to roll back.
     assert caller.cmd("saltops_release.rollback", "shop", settings=settings)["result"] is True
@@ -187,10 +188,10 @@ def test_failing_pre_hook_switches_nothing(caller, artifacts, app_base):
     url, digest = _build(artifacts, "1.0")
     assert caller.cmd("saltops_release.deploy", "shop", "1.0", url, digest, settings=settings)["result"]
     url, digest = _build(artifacts, "2.0")
-    bad = dict(settings, pre_hook="echo migration failed >&2; exit 3")
+    bad = dict(settings, pre_hook="failing_migration")
     ret = caller.cmd("saltops_release.deploy", "shop", "2.0", url, digest, settings=bad)
     assert ret["result"] is False
-    assert "exited with 3" in ret["comment"] and "migration failed" in ret["comment"]
+    assert "hook failing_migration exited with 3" in ret["comment"] and "migration failed" in ret["comment"]
     assert os.readlink(os.path.join(app_base, "shop", "current")) == "releases/1.0"
     assert _serving(settings) == (200, "ok 1.0")
 
@@ -235,7 +236,8 @@ def test_archive_escaping_the_release_folder_is_refused(caller, artifacts, app_b
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("../etc", "1.0", "http://x/a.tgz", "a" * 64), "app '../etc' is invalid"),
+        (("../etc", "1.0", "http://x/a.tgz", "a" * 64), "app '../etc' is not an app name"),
+        (("Shop", "1.0", "http://x/a.tgz", "a" * 64), "app 'Shop' is not an app name"),
         (("shop", "1/0", "http://x/a.tgz", "a" * 64), "version '1/0' is invalid"),
         (("shop", "1..0", "http://x/a.tgz", "a" * 64), "'..' is not allowed"),
         (("shop", "1.0", "http://x/a.tgz", "abc"), "sha256 must be 64 hexadecimal"),
@@ -325,3 +327,165 @@ def test_switch_into_a_slot(caller, artifacts, app_base):
     assert kit.get(f"http://127.0.0.1:{settings['slots']['green']}/healthz") == (200, "ok 1.0")
     with pytest.raises(SaltInvocationError, match="slot must be one of blue, green"):
         caller.cmd("saltops_release.switch", "shop", "2.0", settings=settings, slot="red")
+
+
+# --------------------------------------------------------------- hooks are names, run without a shell
+
+
+@pytest.mark.parametrize("setting", ["pre_hook", "post_hook", "restart", "reload"])
+def test_a_command_in_a_hook_setting_is_refused_before_anything_changes(caller, artifacts, app_base, setting):
+    url, digest = _build(artifacts, "1.0")
+    settings = _settings(app_base, **{setting: "touch /tmp/pwned; sh bin/restart.sh"})
+    with pytest.raises(
+        SaltInvocationError, match=f"setting '{setting}' must name a hook declared in the pillar"
+    ):
+        caller.cmd("saltops_release.deploy", "shop", "1.0", url, digest, settings=settings)
+    assert os.listdir(app_base) == []
+
+
+def test_an_undeclared_hook_is_refused_before_anything_changes(caller, artifacts, app_base):
+    url, digest = _build(artifacts, "1.0")
+    settings = _settings(app_base, pre_hook="drop_database")
+    with pytest.raises(SaltInvocationError, match="names the hook 'drop_database', which the pillar"):
+        caller.cmd("saltops_release.stage", "shop", "1.0", url, digest, settings=settings)
+    assert os.listdir(app_base) == []
+
+
+def test_hooks_report_their_name_and_get_the_release_environment(caller, artifacts, app_base):
+    settings = _settings(app_base, post_hook="hook_post")
+    url, digest = _build(artifacts, "1.0")
+    ret = caller.cmd("saltops_release.deploy", "shop", "1.0", url, digest, settings=settings)
+    assert ret["result"] is True, ret
+    steps = {s["step"]: s for s in ret["steps"]}
+    assert steps["restart"]["hook"] == "app_restart" and steps["post_hook"]["hook"] == "hook_post"
+    with open(os.path.join(app_base, "shop", "hooks.log")) as fh:
+        assert fh.read() == "post 1.0\n"
+
+
+# --------------------------------------------------------------- artifacts: local paths, sizes, members
+
+
+@pytest.fixture(scope="module")
+def local_dir(workdir):
+    path = os.path.join(workdir, "local-artifacts")
+    os.makedirs(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_caller(workdir, file_root, local_dir):
+    """A second minion whose config allows local artifacts from ``local_dir`` and caps downloads at 4000 bytes."""
+    import salt.client
+    import salt.config
+
+    root = os.path.join(workdir, "minion-local")
+    os.makedirs(root)
+    conf = os.path.join(root, "minion")
+    with open(conf, "w") as fh:
+        fh.write(
+            f"root_dir: {root}\n"
+            "id: func-minion-local\n"
+            "file_client: local\n"
+            f"file_roots: {{base: [{file_root}]}}\n"
+            f"pillar_roots: {{base: [{workdir}/pillar]}}\n"
+            f"log_file: {root}/minion.log\n"
+            f"saltops_release_local_dir: {local_dir}\n"
+            "saltops_release_max_artifact_bytes: 4000\n"
+        )
+    return salt.client.Caller(mopts=salt.config.minion_config(conf))
+
+
+@pytest.mark.parametrize("form", ["file://{}", "{}"])
+def test_local_artifacts_are_refused_by_default(caller, local_dir, app_base, form):
+    path, digest = kit.build_artifact(local_dir, "1.0")
+    ret = caller.cmd(
+        "saltops_release.stage", "shop", "1.0", form.format(path), digest, settings=_settings(app_base)
+    )
+    assert ret["result"] is False
+    assert "local artifacts" in ret["comment"] and "saltops_release_local_dir" in ret["comment"]
+    assert not os.path.exists(os.path.join(app_base, "shop", "releases", "1.0"))
+
+
+def test_local_artifacts_inside_the_allowed_directory_only(local_caller, local_dir, workdir, app_base):
+    path, digest = kit.build_artifact(local_dir, "1.0")
+    ok = local_caller.cmd(
+        "saltops_release.stage", "shop", "1.0", f"file://{path}", digest, settings=_settings(app_base)
+    )
+    assert ok["result"] is True, ok
+    outside, digest2 = kit.build_artifact(os.path.join(workdir, "www"), "2.0")
+    for artifact in (outside, f"file://{local_dir}/../www/{os.path.basename(outside)}"):
+        ret = local_caller.cmd(
+            "saltops_release.stage", "shop", "2.0", artifact, digest2, settings=_settings(app_base)
+        )
+        assert ret["result"] is False and "outside saltops_release_local_dir" in ret["comment"], ret
+    assert not os.path.exists(os.path.join(app_base, "shop", "releases", "2.0"))
+
+
+def test_a_download_larger_than_the_cap_is_refused(caller, artifacts, app_base):
+    url, digest = _build(artifacts, "1.0")
+    settings = _settings(app_base, max_artifact_bytes=100)
+    ret = caller.cmd("saltops_release.stage", "shop", "1.0", url, digest, settings=settings)
+    assert ret["result"] is False and "more than max_artifact_bytes (100)" in ret["comment"], ret
+    assert os.listdir(os.path.join(app_base, "shop", ".cache")) == []
+    assert not os.path.exists(os.path.join(app_base, "shop", "releases", "1.0"))
+
+
+def test_the_cmdb_cannot_raise_the_minions_size_cap(local_caller, artifacts, app_base):
+    path = os.path.join(artifacts.directory, "big.tar.gz")
+    with open(path, "wb") as fh:
+        fh.write(os.urandom(5000))
+    settings = _settings(app_base, max_artifact_bytes=1 << 50)
+    ret = local_caller.cmd(
+        "saltops_release.stage", "shop", "1.0", artifacts.url(path), kit.sha256_of(path), settings=settings
+    )
+    assert ret["result"] is False and "more than max_artifact_bytes (4000)" in ret["comment"], ret
+    assert not os.path.exists(os.path.join(app_base, "shop", "releases", "1.0"))
+
+
+def _evil_tar(directory, name, members):
+    """A tar.gz whose members are ``(TarInfo, data or None)``."""
+    path = os.path.join(directory, name)
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return path
+
+
+def _info(name, kind=tarfile.REGTYPE, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ([(_info("/etc/cron.d/x"), b"x")], "absolute path or '..'"),
+        ([(_info("a/../../x"), b"x")], "absolute path or '..'"),
+        ([(_info("up", tarfile.SYMTYPE, "../../.."), None)], "links outside the release folder"),
+        ([(_info("abs", tarfile.SYMTYPE, "/etc"), None)], "links to the absolute path"),
+        ([(_info("hard", tarfile.LNKTYPE, "../outside"), None)], "links outside the release folder"),
+        (
+            [(_info("sub", tarfile.SYMTYPE, "."), None), (_info("sub/x"), b"x")],
+            "written through a link of the archive",
+        ),
+        ([(_info("dev", tarfile.CHRTYPE), None)], "device or fifo"),
+        ([(_info("pipe", tarfile.FIFOTYPE), None)], "device or fifo"),
+        ([(_info("big"), b"y" * 5000)], "more than max_unpacked_bytes (4096)"),
+        ([(_info(f"f{i}"), b"z") for i in range(20)], "more than max_members (10)"),
+    ],
+)
+def test_archive_members_are_checked_before_unpacking(caller, artifacts, app_base, members, message):
+    settings = _settings(app_base, max_unpacked_bytes=4096, max_members=10)
+    path = _evil_tar(artifacts.directory, f"evil-{abs(hash(message))}.tar.gz", members)
+    ret = caller.cmd(
+        "saltops_release.stage", "shop", "6.6", artifacts.url(path), kit.sha256_of(path), settings=settings
+    )
+    assert ret["result"] is False and message in ret["comment"], ret
+    assert os.listdir(os.path.join(app_base, "shop", "releases")) == []
+    assert not os.path.exists(os.path.join(app_base, "escaped"))

@@ -1,21 +1,32 @@
 """Master opts for compiling pillar through Salt's own pillar compiler (no daemons)."""
 
+import re
+
 import pytest
 import salt.config
 import salt.pillar
 
-from saltops.cmdb import snapshot
+from saltops import config
+from saltops.cmdb import version as cmdb_version
+from saltops.pillar import cache as pillar_cache
+from saltops.store.engine import Store
+from tests.support.mariadb_instance import MariaDBInstance, available
+from tests.support.pillar_fixtures import clock, events, make_cache, sqlite_url, store  # noqa: F401
 
 
 @pytest.fixture
 def master_opts(tmp_path):
-    """Build master opts with ``ext_pillar: [{saltops_cmdb: {}}]``; pass the CMDB URL and extras."""
+    """Build master opts with ``ext_pillar: [{saltops_cmdb: {}}]``; pass the CMDB URL and extras.
+
+    ``writer``: a store whose writes count as this master's (they move its
+    version stamp, as a runner's do); ``cmdb``: settings under ``saltops:cmdb``.
+    """
     pillar_root = tmp_path / "pillar"
     pillar_root.mkdir()
     (pillar_root / "top.sls").write_text("base:\n  '*':\n    - common\n")
     (pillar_root / "common.sls").write_text("static_key: from_pillar_roots\n")
 
-    def make(db_url, **overrides):
+    def make(db_url, writer=None, cmdb=None, **overrides):
         opts = {
             "root_dir": str(tmp_path),
             "cachedir": str(tmp_path / "cache"),
@@ -25,14 +36,17 @@ def master_opts(tmp_path):
             "file_roots": {"base": [str(tmp_path / "states")]},
             "pillar_roots": {"base": [str(pillar_root)]},
             "ext_pillar": [{"saltops_cmdb": {}}],
-            "saltops": {"db_url": db_url, "cmdb": {"retry_interval": 0}},
+            "saltops": {"db_url": db_url, "cmdb": {"retry_interval": 0, **(cmdb or {})}},
             "pillar_cache": False,
         }
         opts.update(overrides)
-        return salt.config.apply_master_config(overrides=opts)
+        opts = salt.config.apply_master_config(overrides=opts)
+        if writer is not None:
+            cmdb_version.publish_on_commit(writer, config.load(opts)["cmdb"]["snapshot_file"])
+        return opts
 
     yield make
-    snapshot.forget_caches()
+    pillar_cache.forget_caches()
 
 
 def compile_pillar(opts, minion_id, clean_cache=False):
@@ -45,3 +59,27 @@ def compile_pillar(opts, minion_id, clean_cache=False):
 @pytest.fixture
 def render():
     return compile_pillar
+
+
+@pytest.fixture(scope="module")
+def mariadb():
+    """A private MariaDB server per test module, which the outage tests stop, kill and start."""
+    problem = available()
+    if problem:
+        pytest.fail(problem)
+    with MariaDBInstance() as instance:
+        yield instance
+
+
+def private_cmdb(mariadb, prefix, request):
+    """``(url, store)`` of a fresh, migrated CMDB database on the running private server."""
+    mariadb.start()
+    name = prefix + re.sub(r"\W", "_", request.node.name.replace("test_", ""))[:40]
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+    url = mariadb.url(name)
+    cmdb_store = Store(url)
+    cmdb_store.migrate()
+    return url, cmdb_store

@@ -6,17 +6,17 @@ the tests stop and start.
 """
 
 import os
-import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from saltops.cmdb import snapshot
-from saltops.cmdb.outage import OutageMarker
+from saltops.pillar import cache as pillar_cache
+from saltops.pillar.outage import OutageMarker
 from saltops.store.engine import Store
-from tests.support.mariadb_instance import MariaDBInstance, available, free_port
+from tests.functional.pillar.conftest import private_cmdb
+from tests.support.mariadb_instance import free_port
 from tests.support.pillar_hosts import host, update, write
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -37,26 +37,9 @@ def sqlite_store(tmp_path):
     store.dispose()
 
 
-@pytest.fixture(scope="module")
-def mariadb():
-    problem = available()
-    if problem:
-        pytest.fail(problem)
-    with MariaDBInstance() as instance:
-        yield instance
-
-
 @pytest.fixture
 def mysql_cmdb(mariadb, request):
-    mariadb.start()
-    name = "fpillar_" + re.sub(r"\W", "_", request.node.name.replace("test_", ""))[:40]
-    conn = mariadb.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
-    url = mariadb.url(name)
-    store = Store(url)
-    store.migrate()
+    url, store = private_cmdb(mariadb, "fpillar_", request)
     write(
         store,
         host("web01.example.com", ip="10.1.0.11"),
@@ -97,7 +80,7 @@ def test_balancer_and_unknown_minion(sqlite_store, master_opts, render):
 
 def test_a_committed_change_shows_in_the_next_render(sqlite_store, master_opts, render):
     url, store = sqlite_store
-    opts = master_opts(url)
+    opts = master_opts(url, writer=store)
     assert len(render(opts, "lb01.example.com")["cmdb_lb"]["lb"]["backends"]) == 1
     version = update(store, "web02.example.com", status="online")
     lb = render(opts, "lb01.example.com")
@@ -137,7 +120,8 @@ def test_no_data_ever_makes_the_pillar_fail(master_opts, render):
 @pytest.mark.parametrize("pillar_cache", [False, True], ids=["no-pillar-cache", "pillar-cache"])
 def test_outage_serves_stale_data_and_recovers(mysql_cmdb, mariadb, master_opts, render, pillar_cache):
     url, store = mysql_cmdb
-    opts = master_opts(url, pillar_cache=pillar_cache)
+    # Every render asks the database, so the outage is noticed at the first one after the stop.
+    opts = master_opts(url, writer=store, cmdb={"version_check_interval": 0}, pillar_cache=pillar_cache)
     fresh = render(opts, "web01.example.com")
     assert fresh["cmdb"]["stale"] is False
     version = fresh["cmdb"]["version"]
@@ -191,7 +175,7 @@ def test_restarted_master_serves_the_snapshot_file_during_an_outage(mysql_cmdb, 
     opts = master_opts(url)
     version = render(opts, "web01.example.com")["cmdb"]["version"]
     assert os.path.exists(_snapshot_file(opts))
-    snapshot.forget_caches()  # as after a master restart: nothing in memory
+    pillar_cache.forget_caches()  # as after a master restart: nothing in memory
     mariadb.kill()
     pillar = render(opts, "web01.example.com")
     assert "_errors" not in pillar
@@ -210,7 +194,7 @@ def test_a_broken_installation_is_an_error_not_a_silently_skipped_pillar(sqlite_
         f"""
         import json, sys
         sys.path.insert(0, {REPO!r})
-        sys.modules["saltops.cmdb.snapshot"] = None   # importing it now raises ImportError
+        sys.modules["saltops.pillar.cache"] = None   # importing it now raises ImportError
         import salt.config, salt.pillar
         opts = salt.config.apply_master_config(overrides={{
             "root_dir": {str(tmp_path)!r}, "cachedir": {str(tmp_path / "c2")!r},

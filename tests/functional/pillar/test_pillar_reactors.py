@@ -39,7 +39,8 @@ def test_changed_calls_the_refresh_runner_with_the_version_only(reactor):
     }
     (chunk,) = _chunks(reactor, CHANGED, "saltops/cmdb/changed", data)
     assert chunk["state"] == "runner" and chunk["fun"] == "cmdb.refresh"
-    assert chunk["args"] == [{"version": 42}]
+    # ``once``: the runner acts only if a CMDB write queued a refresh for that version, unclaimed.
+    assert chunk["args"] == [{"version": 42}, {"once": True}]
     assert "tgt" not in chunk and "arg" not in chunk
 
 
@@ -65,11 +66,13 @@ def test_changed_ignores_anything_but_a_positive_integer_version(reactor, data):
     assert _chunks(reactor, CHANGED, "saltops/cmdb/changed", data) == []
 
 
-def test_recovered_refreshes_every_minion_with_a_clean_pillar_cache(reactor):
+def test_recovered_calls_the_runner_that_checks_the_outage_record(reactor):
+    # The runner refreshes every pillar only when this master's outage record says an
+    # outage ended (tests/unit/pillar/test_pillar_recovery.py); nothing of the event is passed.
     data = {"since": "2026-01-01T00:00:00Z", "until": "2026-01-01T00:05:00Z", "tgt": "evil", "fun": "cmd.run"}
     (chunk,) = _chunks(reactor, RECOVERED, "saltops/cmdb/recovered", data)
-    assert chunk["state"] == "local" and chunk["fun"] == "saltutil.refresh_pillar"
-    assert chunk["tgt"] == "*" and chunk["kwarg"] == {"clean_cache": True}
+    assert chunk["state"] == "runner" and chunk["fun"] == "cmdb.refresh_after_outage"
+    assert not {"args", "arg", "kwarg", "tgt"} & set(chunk)
 
 
 def test_recovered_relayed_from_a_minion_is_ignored(reactor):

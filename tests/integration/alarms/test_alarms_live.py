@@ -7,11 +7,12 @@ keeps the firing alarm and sends no duplicate.
 
 import json
 import shutil
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import MINION, wait_for
+from conftest import MINION, WEBHOOK_TOKEN, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,6 +70,33 @@ def test_runner_lists_acks_and_silences(alarm_env, receivers):
     assert test.returncode == 0 and test.data["delivered"] is True
     assert any("hello from the test" in g["body"]["markdown"]["content"] for g in receivers.of("wecom"))
     assert "no channel 'nope'" in run.run("alarm.test", "nope").stdout
+
+
+def test_the_engine_serves_the_webhook_only_with_its_token(alarm_env):
+    port = alarm_env["port"]
+    url = f"http://127.0.0.1:{port}/api/v1/alertmanager"
+    # A resolved alert for an alarm that does not exist: taken, and changes nothing else here.
+    body = json.dumps({"version": "4", "status": "resolved", "alerts": [
+        {"status": "resolved", "labels": {"alertname": "WebhookProbe", "instance": "nowhere:9100"},
+         "startsAt": "2024-05-01T10:00:00Z", "endsAt": "2024-05-01T10:05:00Z"}]}).encode()
+
+    def post(headers):
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    before = metric(port, 'saltops_alarm_webhook_rejected_total{reason="unauthorized"}')
+    assert post({})[0] == 401
+    assert post({"Authorization": "Bearer not-the-token-at-all"})[0] == 401
+    assert post({"Authorization": f"Bearer {WEBHOOK_TOKEN}"}) == (200, {"accepted": 1})
+    assert metric(port, 'saltops_alarm_webhook_rejected_total{reason="unauthorized"}') == before + 2
+    get = urllib.request.Request(url, method="GET")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(get, timeout=10)
+    assert err.value.code == 405 and err.value.headers["Allow"] == "POST"
 
 
 def test_forged_events_through_the_real_master_are_rejected(alarm_env):
@@ -167,3 +195,60 @@ def test_master_restart_keeps_the_alarm_and_sends_no_duplicate(alarm_env, receiv
     time.sleep(6)
     assert len(receivers.of("hook")) == sent_before
     assert json.dumps(firing)  # plain data through the runner
+
+
+def test_host_silences_and_inhibitions_reach_prometheus_alerts(alarm_env, receivers):
+    """Alertmanager alerts name machines by address (`instance: <ip>:9100`); the engine gives them the
+    CMDB host, so a maintenance silence on a host and an `equal: [host]` inhibition mute them too."""
+    hosts = {name: ip for name, ip in (("promdb01.lab.saltops", "10.77.0.5"), ("promweb01.lab.saltops", "10.77.0.6"),
+                                       ("promcache01.lab.saltops", "10.77.0.7"))}
+    run = alarm_env["master"].salt_run_cli(timeout=60)
+    for name, ip in hosts.items():
+        # Through the runner: it moves this master's CMDB version stamp, which the engine's labels read.
+        added = run.run("cmdb.add", name, f"ip={ip}", "lines=" + json.dumps({"intranet": ip}), "roles=base",
+                        "idc=sh-idc1", "env=prod", "platform=Debian-12", "machine_type=vm", "owner=ops")
+        assert added.returncode == 0 and "error" not in added.data, added
+    sil = run.run("alarm.silence_add", matchers='host="promdb01.lab.saltops"', duration="1h",
+                  comment="maintenance")
+    assert sil.returncode == 0 and sil.data["id"], sil
+    url = f"http://127.0.0.1:{alarm_env['port']}/api/v1/alertmanager"
+
+    def alert(name, ip, severity, status="firing"):
+        return {"status": status, "labels": {"alertname": name, "instance": f"{ip}:9100", "job": "node",
+                                             "severity": severity},
+                "annotations": {"summary": f"{name} on {ip}"}, "startsAt": "2026-12-01T10:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-12-01T10:05:00Z"}
+
+    alerts = [alert("NodeFilesystemFull", hosts["promdb01.lab.saltops"], "warning"),  # silenced
+              alert("NodeFilesystemFull", hosts["promweb01.lab.saltops"], "warning"),
+              alert("NodeDown", hosts["promcache01.lab.saltops"], "critical"),
+              alert("NodeLoadHigh", hosts["promcache01.lab.saltops"], "warning"),  # inhibited by NodeDown
+              alert("NodeLoadHigh", hosts["promweb01.lab.saltops"], "warning")]
+
+    def post(batch, status="firing"):
+        body = json.dumps({"version": "4", "status": status, "alerts": batch}).encode()
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json",
+                                                              "Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def sent(alertname):
+        return [a["labels"] for g in receivers.of("hook") for a in g["body"]["alerts"]
+                if a["labels"]["alertname"] == alertname and a["status"] == "firing"]
+
+    try:
+        assert post(alerts) == {"accepted": len(alerts)}
+        # Each group went out once its wait passed: the silenced and inhibited alerts are not in it.
+        fs = wait_for(lambda: sent("NodeFilesystemFull"), 60)
+        load = wait_for(lambda: sent("NodeLoadHigh"), 60)
+        assert wait_for(lambda: sent("NodeDown"), 60)[0]["host"] == "promcache01.lab.saltops"
+        assert [a["host"] for a in fs] == ["promweb01.lab.saltops"]
+        assert [a["host"] for a in load] == ["promweb01.lab.saltops"]
+        assert fs[0]["idc"] == "sh-idc1" and fs[0]["instance"] == "10.77.0.6:9100"  # CMDB labels by address
+        stored = {(a["rule"], a["labels"]["host"]) for a in run.run("alarm.list").data}
+        assert ("NodeFilesystemFull", "promdb01.lab.saltops") in stored  # kept, only muted
+        assert ("NodeLoadHigh", "promcache01.lab.saltops") in stored
+    finally:
+        post([alert(a["labels"]["alertname"], a["labels"]["instance"].split(":")[0], a["labels"]["severity"],
+                    "resolved") for a in alerts], status="resolved")
+        run.run("alarm.silence_expire", sil.data["id"])

@@ -133,8 +133,9 @@ def bg_master(saltops_master_factory, bg_db_url, haproxy_kept):
     }
     factory = saltops_master_factory("bluegreen", db_url=bg_db_url, extra=extra)
     pillar_root = Path(factory.config["pillar_roots"]["base"][0])
+    kit.write_hooks_pillar(str(pillar_root))
     (pillar_root / "top.sls").write_text(
-        yaml.safe_dump({"base": {"*": ["saltops"], LB: ["bg_lb"]}}), encoding="utf-8"
+        yaml.safe_dump({"base": {"*": ["saltops", "deploy_hooks"], LB: ["bg_lb"]}}), encoding="utf-8"
     )
     (pillar_root / "bg_lb.sls").write_text(yaml.safe_dump(LB_PILLAR), encoding="utf-8")
     with factory.started(start_timeout=120):

@@ -283,3 +283,197 @@ def test_minion_killed_mid_batch_counts_as_failed(ops, salt_run, deploy_minions)
         if name != victim:
             assert ops.serving(name) == (200, "ok 4.0.0")
     deploy_minions[victim].start(start_timeout=120)
+
+
+# --------------------------------------------------------------- the database lost mid-deploy
+
+
+@pytest.fixture(scope="module")
+def lost_db(deploy_hosts, salt_master, deploy_dir):
+    """A private MariaDB holding the deploy hosts, and a salt-run config whose CMDB is that database.
+
+    The salt-run processes of this config publish through the shared master
+    and its minions; only their database is the one the test stops.
+    """
+    import yaml
+
+    from saltops import config
+    from saltops.cmdb import repo
+    from saltops.cmdb.model import Rules
+    from saltops.store.engine import Store
+    from tests.support.mariadb_instance import MariaDBInstance, available
+
+    problem = available()
+    if problem:
+        pytest.fail(problem)
+    with MariaDBInstance() as db:
+        url = db.url("saltops_dbloss")
+        store = Store(url)
+        store.migrate()
+        repo.write(store, "tests", list(deploy_hosts.values()), rules=Rules.from_config(config.load({})))
+        with open(salt_master.config_file, encoding="utf-8") as fh:
+            master = yaml.safe_load(fh)
+        master["saltops"] = dict(master["saltops"], db_url=url)
+        master["saltops"]["deploy"] = dict(master["saltops"].get("deploy") or {}, store_wait=3)
+        conf_dir = os.path.join(deploy_dir, "dbloss-conf")
+        os.makedirs(conf_dir)
+        with open(os.path.join(conf_dir, "master"), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(master, fh)
+        cachedir = os.path.join(salt_master.config["root_dir"], salt_master.config["cachedir"])
+        journal = os.path.join(cachedir, "saltops", "deploy-journal")
+        yield types.SimpleNamespace(db=db, store=store, conf_dir=conf_dir, journal=journal)
+        store.dispose()
+
+
+def test_database_lost_mid_deploy_keeps_switched_hosts_and_resumes(ops, lost_db, salt_master):
+    cli = salt_master.salt_run_cli(timeout=240)
+
+    def run(*args):
+        return cli.run(f"--config-dir={lost_db.conf_dir}", *args)
+
+    def hosts():
+        with lost_db.store.connect() as conn:
+            rows = conn.execute(sa.select(deploy_hosts_table.c.hostname, deploy_hosts_table.c.status))
+            return {r.hostname: r.status for r in rows}
+
+    def batch_started(number):
+        with lost_db.store.connect() as conn:
+            status = conn.execute(
+                sa.text("SELECT status FROM deploy_batches WHERE number = :n"), {"n": number}
+            ).scalar()
+        return status in ("running", "done")
+
+    before = {name: ops.serving(name) for name in DEPLOY_MINIONS}
+    url, digest = ops.build("6.0.0", slow=6)
+    proc = subprocess.Popen(
+        cli.cmdline(
+            f"--config-dir={lost_db.conf_dir}",
+            "deploy.run",
+            f"app={APP}",
+            f"env={ENV}",
+            "version=6.0.0",
+            f"artifact={url}",
+            f"sha256={digest}",
+            "batch_size=1",
+            "return_timeout=10",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # Batch 0 recorded as switched, batch 1's minion at work (its restart takes 6 s).
+        ops.wait_for(
+            lambda: list(hosts().values()).count("switched") == 1 and batch_started(1),
+            timeout=150,
+            what="batch 1 to start",
+        )
+        lost_db.db.stop()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # The runner stopped at the batch boundary and said what it kept where.
+    assert proc.returncode != 0
+    assert "the database went away at batch 1" in out + err, out + err
+    assert "deploy.resume" in out + err
+    journaled = [name for name in os.listdir(lost_db.journal) if name.startswith("deploy-")]
+    assert len(journaled) == 1, journaled
+    deploy_id = journaled[0].removeprefix("deploy-").removesuffix(".json")
+    # Batch 1's host switched while the database was away: two hosts serve 6.0.0.
+    serving = {name: ops.serving(name) for name in DEPLOY_MINIONS}
+    new = {name for name, (_code, body) in serving.items() if body == "ok 6.0.0"}
+    assert len(new) == 2, serving
+    assert all(serving[name] == before[name] for name in DEPLOY_MINIONS if name not in new)
+
+    lost_db.db.start()
+    status = run("deploy.status", deploy_id)
+    assert status.returncode == 0, status
+    # deploy.status wrote the journal into the history: it names exactly the hosts that switched.
+    assert {h for h, s in hosts().items() if s == "switched"} == new
+    assert status.data["hosts_by_status"] == {"switched": 2, "staged": 1}, status.data
+    assert status.data["status"] == "switching" and status.data["stale"] is True
+    assert status.data["journal_replayed"] == 1 and f"deploy.resume {deploy_id}" in status.data["hint"]
+    assert not [name for name in os.listdir(lost_db.journal) if name.startswith("deploy-")]
+
+    resumed = run("deploy.resume", deploy_id)
+    assert resumed.returncode == 0, resumed
+    assert hosts() == dict.fromkeys(DEPLOY_MINIONS, "switched")
+    assert ops.all_serve("6.0.0")
+
+
+# --------------------------------------------------------------- the master restarted mid-deploy
+
+
+def test_master_restarted_mid_deploy_ends_resumable_or_rolled_back(
+    ops, salt_run, salt_master, deploy_minions
+):
+    """The salt-run driving the deploy loses the master's bus for one batch.
+
+    Whatever the runner then sees, the deploy ends in a state that
+    ``deploy.status`` names and that matches what the hosts serve: rolled back
+    (every host on the old release) or stopped with its runner gone
+    (``stale``, with the resume/abort hint), which ``deploy.resume`` finishes.
+    """
+    if not ops.all_serve("6.0.0"):
+        # Run alone: a release every host serves first.
+        assert ops.deploy("6.0.0").deploy["status"] == "succeeded"
+    before = {name: ops.serving(name) for name in DEPLOY_MINIONS}
+    url, digest = ops.build("7.0.0", slow=6)
+    first = ops.latest_id()
+    proc = ops.popen(
+        "deploy.run",
+        f"app={APP}",
+        f"env={ENV}",
+        "version=7.0.0",
+        f"artifact={url}",
+        f"sha256={digest}",
+        "batch_size=1",
+        "return_timeout=5",
+    )
+    try:
+        deploy_id = ops.wait_for(
+            lambda: ops.latest_id() != first and ops.latest_id(), what="the deploy to start"
+        )
+        ops.wait_for(
+            lambda: "switched" in ops.host_statuses(deploy_id).values(),
+            timeout=150,
+            what="the first batch to switch",
+        )
+        salt_master.terminate()
+        salt_master.start(start_timeout=180)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    for name in DEPLOY_MINIONS:
+        ops.wait_for(
+            lambda n=name: salt_run("manage.alived").returncode == 0 and ops.serving(n)[0] == 200,
+            timeout=120,
+            what=f"{name} back",
+        )
+    status = salt_run("deploy.status", deploy_id).data
+    assert status["status"] in ("succeeded", "rolled_back", "switching", "rolling_back"), (status, out, err)
+    text = (out + err).decode(errors="replace")
+    assert "Traceback" not in text, text
+    if status["status"] in ("switching", "rolling_back"):
+        # The runner stopped (the master did not come back within master_wait, or
+        # the runner died with its bus): the status says so and how to go on.
+        assert proc.returncode != 0
+        assert status["stale"] is True and f"deploy.resume {deploy_id}" in status["hint"], status
+        for name, host in status["hosts"].items():
+            if host["status"] == "switched":
+                assert ops.serving(name) == (200, "ok 7.0.0"), (name, status)
+        status = ops.result(salt_run("deploy.resume", deploy_id), deploy_id=deploy_id).deploy
+    if status["status"] == "rolled_back":
+        # Returns lost with the master's bus count as failures: every switched host went back.
+        assert {ops.serving(name) for name in DEPLOY_MINIONS} == set(before.values()), status
+        assert set(status["hosts_by_status"]) <= {"rolled_back", "staged", "no_previous"}, status
+    else:
+        # The runner kept publishing until the master was back: the deploy went on.
+        assert status["status"] == "succeeded", status
+        assert ops.all_serve("7.0.0")
+    assert salt_run("deploy.status", deploy_id).data["stale"] is False

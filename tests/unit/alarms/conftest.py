@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 from alarms_testkit import clock, make_pipeline  # noqa: F401  (fixtures)
 
-ALARM_TABLES = ("notify_deliveries", "notify_outbox", "alarm_hosts", "alarm_nflog", "alarm_silences",
+ALARM_TABLES = ("alarm_leases", "alarm_remediations", "notify_deliveries", "notify_outbox", "alarm_hosts", "alarm_nflog", "alarm_silences",
                 "alarm_history", "alarm_alarms", "event_outbox", "audit_log", "cmdb_host_roles",
                 "cmdb_host_lines", "cmdb_host_apps", "cmdb_tombstones", "cmdb_hosts")
 

@@ -121,4 +121,4 @@ def test_alertmanager_ends_at_moved_earlier_is_honoured(make_pipeline, clock):
     assert not events_of(run(p, clock, 1030))
     p.evaluator.external(labels, {}, "firing", 1000.0, 1040.0, 1031.0)  # Alertmanager shortened it
     assert not events_of(run(p, clock, 1040))
-    assert events_of(run(p, clock, 1040.5)) == [("NodeDown", "db01:9100", "resolved")]
+    assert events_of(run(p, clock, 1040.5)) == [("NodeDown", "db01", "resolved")]

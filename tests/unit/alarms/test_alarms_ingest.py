@@ -90,3 +90,12 @@ def test_accepted_keys(tmp_path):
     now[0] = 10
     with pytest.raises(Rejected):
         ing.check("salt/beacon/ghost/load/", {"id": "ghost", "1m": 1})
+
+
+def test_a_beacon_forwarded_by_a_syndic_counts_once():
+    # A syndic forwards each of its minions' events to the master of masters, which fires it
+    # twice: under syndic/<syndic id>/ and under the original tag (salt/daemons/masterapi.py).
+    ing = Ingest(clock=lambda: 5.0)
+    data = {"id": "web01", "diskusage": 91.0, "mount": "/"}
+    assert ing.check("syndic/syn-idc1/salt/beacon/web01/diskusage/", data) is None
+    assert ing.check("salt/beacon/web01/diskusage/", data).host == "web01"

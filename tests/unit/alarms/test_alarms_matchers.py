@@ -51,3 +51,10 @@ def test_fingerprint_ignores_order_and_sees_values():
     c = fingerprint({"alertname": "DiskFull", "host": "web01", "mount": "/data"})
     assert a == b != c
     assert len(a) == 16
+
+
+def test_split_matchers_splits_on_commas_outside_quotes():
+    from saltops.alarms.matchers import split_matchers
+
+    assert split_matchers('host="web01,web02", alertname=~"Disk.*",x="a\\"b,c"') == [
+        'host="web01,web02"', 'alertname=~"Disk.*"', 'x="a\\"b,c"']

@@ -10,7 +10,7 @@ from saltops.alarms.ingest import Ingest
 from saltops.alarms.pipeline import Pipeline
 from saltops.alarms.schema import alarms, history, hosts_seen, nflog, silences
 from saltops.errors import NotFound, StoreUnavailable, ValidationError
-from saltops.notify import outbox
+from saltops.notify import queue as notify_queue
 from saltops.store.engine import Store
 from saltops.store.schema import audit_log, event_outbox
 
@@ -46,7 +46,7 @@ def test_batch_is_written_in_one_transaction_and_restored(store):
         assert conn.execute(sa.select(sa.func.count()).select_from(history)).scalar() == 4
         assert {r.hostname for r in conn.execute(sa.select(hosts_seen))} == {"web01", "web02"}
         assert conn.execute(sa.select(sa.func.count()).select_from(nflog)).scalar() == 1
-        assert outbox.counts(conn) == {"pending": 1}
+        assert notify_queue.counts(conn) == {"pending": 1}
         assert conn.execute(sa.select(event_outbox.c.tag)).scalars().all() == ["saltops/alarm/x/firing"]
 
     # "Restart": a new pipeline from the database sends nothing new for the same alarms.
@@ -85,7 +85,7 @@ def test_failed_write_is_requeued_and_written_later(store, tmp_path):
     assert len(queued) == 1
     with store.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(alarms)).scalar() == 2
-        assert outbox.counts(conn) == {"pending": 1}
+        assert notify_queue.counts(conn) == {"pending": 1}
     down.dispose()
 
 
@@ -116,6 +116,23 @@ def test_silences_and_acks_are_validated_and_audited(store):
             silence_mod.expire(conn, "bob", "nope", now=1600)
     with store.connect() as conn:
         assert silence_mod.load_active(conn, 1550) == []
+
+
+def test_silences_from_typed_text_and_their_listing(store):
+    with store.begin() as conn:
+        with pytest.raises(ValidationError, match="not a duration"):
+            silence_mod.create(conn, "alice", 'host="a"', "forever", "why", now=1000)
+        made = silence_mod.create(conn, "alice", 'host="web01,web02",alertname=~"Disk.*"', "2h", "swap",
+                                  starts="1h", now=1000)
+        later = silence_mod.create(conn, "alice", ['host="db01"'], "30m", "now", now=1000)
+    assert made["ends_at"] == 1000 + 3600 + 7200 and made["created_by"] == "alice"
+    with store.connect() as conn:
+        assert [s["id"] for s in silence_mod.listing(conn, "pending", now=1500)] == [made["id"]]
+        assert [s["matchers"] for s in silence_mod.listing(conn, "active", now=1500)] == [['host="db01"']]
+        assert {s["id"] for s in silence_mod.listing(conn, "all", now=1500)} == {made["id"], later["id"]}
+        assert silence_mod.listing(conn, "expired", now=1500) == []
+        with pytest.raises(ValidationError, match="state must be one of"):
+            silence_mod.listing(conn, "gone")
 
 
 def test_ack_needs_a_firing_alarm_and_ends_when_it_resolves(store):

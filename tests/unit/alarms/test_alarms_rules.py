@@ -71,10 +71,27 @@ def test_every_problem_is_listed_with_its_place():
         (lambda d: d["rules"][0].update(event="tag"), "tag pattern"),
         (lambda d: d["rules"][0].update(remediate={"function": "cmd.run"}), "remediate"),
         (lambda d: d["rules"][0].update(remediate={"function": "service.restart", "args": ["a;rm"]}), "plain words"),
+        (lambda d: d["rules"][0].update(remediate={"function": "service.restart", "cooldown": "soon"}),
+         "remediate.cooldown"),
+        (lambda d: d.update(defaults={"remediate_cooldown": "-"}), "defaults.remediate_cooldown"),
+        (lambda d: d.update(defaults={"resolve_afer": "5m"}), "defaults: unknown keys ['resolve_afer']"),
     ],
 )
 def test_single_problems(mutate, needle):
     assert any(needle in p for p in _problems(mutate)), _problems(mutate)
+
+
+def test_remediation_cooldown_per_rule_or_from_defaults():
+    text = {"defaults": {"remediate_cooldown": "30m"},
+            "rules": [{"name": "A", "beacon": "service", "remediate": {"function": "service.restart"}},
+                      {"name": "B", "beacon": "service", "remediate": {"function": "service.start", "cooldown": "0s"}},
+                      {"name": "C", "beacon": "service"}],
+            "route": {"receiver": "ops"}, "receivers": {"ops": {"channels": ["hook"]}}}
+    by_name = {r.name: r for r in rules.parse(text, channels={"hook"}).rules}
+    assert by_name["A"].remediate["cooldown"] == 1800 and by_name["B"].remediate["cooldown"] == 0
+    assert by_name["A"].fire_event and not by_name["C"].fire_event
+    del text["defaults"]
+    assert rules.parse(text, channels={"hook"}).rules[0].remediate["cooldown"] == rules.REMEDIATE_COOLDOWN == 600
 
 
 def test_load_file_errors_are_clear(tmp_path):

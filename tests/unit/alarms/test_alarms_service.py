@@ -12,7 +12,7 @@ import yaml
 
 from saltops import metrics
 from saltops.alarms.service import AlarmService
-from saltops.notify import outbox
+from saltops.notify import queue as notify_queue
 from saltops.store.schema import event_outbox
 from tests.support.alarm_receivers import Receivers, channel_config, free_port
 
@@ -136,12 +136,12 @@ def test_channel_down_then_back(make_service, receivers, store):
 
 def _attempts(store):
     with store.connect() as conn:
-        return conn.execute(sa.select(sa.func.sum(outbox.outbox.c.attempts))).scalar() or 0
+        return conn.execute(sa.select(sa.func.sum(notify_queue.outbox.c.attempts))).scalar() or 0
 
 
 def outbox_counts(store):
     with store.connect() as conn:
-        return outbox.counts(conn)
+        return notify_queue.counts(conn)
 
 
 def _post(url, body, token=None):
@@ -163,9 +163,12 @@ def value(text, series):
     raise AssertionError(f"{series} not in the exposition")
 
 
+TOKEN = "am-5e0b7d2c9f31a846"
+
+
 def test_http_endpoint_metrics_and_alertmanager_webhook(make_service, receivers):
     port = free_port()
-    svc = make_service(port=port, token="amtoken")
+    svc = make_service(port=port, token=TOKEN)
     base = f"http://127.0.0.1:{port}"
     am = {"version": "4", "status": "firing", "alerts": [
         {"status": "firing", "labels": {"alertname": "DiskFull", "instance": "db01:9100", "severity": "warning"},
@@ -173,10 +176,10 @@ def test_http_endpoint_metrics_and_alertmanager_webhook(make_service, receivers)
          "endsAt": "0001-01-01T00:00:00Z"}]}
     assert _post(base + "/api/v1/alertmanager", am)[0] == 401
     assert _post(base + "/api/v1/alertmanager", am, token="wrong")[0] == 401
-    code, body = _post(base + "/api/v1/alertmanager", {"version": "4", "alerts": [{}]}, token="amtoken")
+    code, body = _post(base + "/api/v1/alertmanager", {"version": "4", "alerts": [{}]}, token=TOKEN)
     assert code == 400 and "alertname" in body["error"]
-    assert _post(base + "/api/v1/alertmanager", b"{not json", token="amtoken")[0] == 400
-    assert _post(base + "/api/v1/alertmanager", am, token="amtoken") == (200, {"accepted": 1})
+    assert _post(base + "/api/v1/alertmanager", b"{not json", token=TOKEN)[0] == 400
+    assert _post(base + "/api/v1/alertmanager", am, token=TOKEN) == (200, {"accepted": 1})
     (got,) = receivers.wait("hook", 1)
     assert got["body"]["alerts"][0]["annotations"]["summary"] == "from prometheus"
     storm(svc, 3)
@@ -243,3 +246,70 @@ def test_service_refuses_bad_settings(store, tmp_path):
     assert "listen_port" in text and "colour" in text and "channels.hook.type" in text
     with pytest.raises(ValidationError, match="'hook' is not defined"):
         AlarmService({"alarms": {"rules_file": str(path)}, "notify": {"channels": {}}}, store)
+
+
+def test_fire_backs_off_warns_once_per_outage_and_marks_rows_sent(store, tmp_path, caplog):
+    from saltops.alarms.service import Backoff
+    from saltops.bridge.bus import BusUnavailable
+    from saltops.store.outbox import enqueue
+
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(RULES))
+    bus_up = threading.Event()
+    fired = []
+
+    def fire(tag, data):
+        if not bus_up.is_set():
+            raise BusUnavailable("the master event bus is not reachable")
+        fired.append((tag, data))
+
+    svc = AlarmService({"alarms": {"rules_file": str(tmp_path / "rules.yml"), "listen_port": 0,
+                                   "cmdb_labels": False},
+                        "notify": {"channels": channel_config(Receivers())}}, store, fire=fire)
+    with store.begin() as conn:
+        for n in range(3):
+            enqueue(conn, f"saltops/alarm/{n:016x}/firing", {"fingerprint": f"{n:016x}"})
+    outage = Backoff(0.5, 30)
+    caplog.set_level("DEBUG", logger="saltops.alarms.service")
+    for _ in range(12):
+        assert svc.fire_pending(outage) is None
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "cannot be fired" in warnings[0].getMessage()
+    assert outage.failures == 12 and outage.delay == 30  # 0.5, 1, 2 ... capped
+    bus_up.set()
+    assert svc.fire_pending(outage) == 3
+    assert outage.failures == 0 and "fired again after 12 failed attempts" in caplog.records[-1].getMessage()
+    assert [tag for tag, _data in fired] == [f"saltops/alarm/{n:016x}/firing" for n in range(3)]
+    assert fired[0][1] == {"fingerprint": "0" * 16}
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(event_outbox)
+                            .where(event_outbox.c.sent_at.is_(None))).scalar() == 0
+    assert svc.fire_pending(outage) == 0  # nothing is fired twice
+
+
+def test_backoff_doubles_up_to_its_bound():
+    from saltops.alarms.service import Backoff
+
+    outage = Backoff(0.5, 30)
+    delays = []
+    for _ in range(9):
+        outage.failed()
+        delays.append(outage.delay)
+    assert delays == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    outage.reset()
+    assert outage.delay == 0.0
+
+
+def test_master_bus_takes_tag_then_data_and_raises_when_the_bus_is_not_there(tmp_path):
+    import salt.config
+
+    from saltops.bridge.bus import BusUnavailable, MasterBus
+
+    opts = salt.config.master_config(None)
+    opts.update({"sock_dir": str(tmp_path / "sock"), "cachedir": str(tmp_path / "cache")})
+    (tmp_path / "sock").mkdir()
+    bus = MasterBus(opts)
+    with pytest.raises(TypeError, match=r"an event tag is a string \(fire\(tag, data\)\), not dict"):
+        bus({"fingerprint": "x"}, "saltops/alarm/x/firing")  # Salt's own order is refused
+    with pytest.raises(BusUnavailable, match="not reachable"):
+        bus("saltops/alarm/0123456789abcdef/firing", {"fingerprint": "0123456789abcdef"})
+    bus.close()

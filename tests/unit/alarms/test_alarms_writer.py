@@ -12,7 +12,7 @@ from saltops.alarms.ingest import Ingest
 from saltops.alarms.pipeline import Pipeline
 from saltops.alarms.schema import alarms, history
 from saltops.alarms.writer import WriteBehind
-from saltops.notify import outbox
+from saltops.notify import queue as notify_queue
 from saltops.store.engine import Store
 from saltops.store.schema import event_outbox
 
@@ -68,7 +68,7 @@ def test_batches_are_committed_in_order_and_delivered_after_their_commit(store):
 
     def committed(queued, pending):
         with store.connect() as conn:  # what the hand-over sees is already on disk
-            seen_at_handover.append((pending.now, [q[0] for q in queued], outbox.counts(conn).get("pending", 0)))
+            seen_at_handover.append((pending.now, [q[0] for q in queued], notify_queue.counts(conn).get("pending", 0)))
 
     writer = WriteBehind(store, on_committed=committed, write=slow_write).start()
     try:
@@ -111,7 +111,7 @@ def test_a_failed_write_is_kept_merged_and_retried_without_delivering(store):
         assert len(handed) == 1 and len(handed[0]) == 1
         with store.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(alarms)).scalar() == 2
-            assert outbox.counts(conn) == {"pending": 1}
+            assert notify_queue.counts(conn) == {"pending": 1}
             assert conn.execute(sa.select(sa.func.count()).select_from(event_outbox)).scalar() == 2
     finally:
         writer.stop()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.unit.cmdb import cmdb_testkit
+from tests.support import cmdb_kit as cmdb_testkit
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])

@@ -4,9 +4,10 @@ import datetime
 
 import pytest
 
-from saltops.cmdb import api, repo
+from saltops.cmdb import api
+from saltops.cmdb import version as cmdb_version
 from saltops.errors import NotFound, ValidationError
-from tests.unit.cmdb.cmdb_testkit import CONF, counts, host
+from tests.support.cmdb_kit import CONF, counts, host
 
 
 def test_parse_filters():
@@ -112,7 +113,7 @@ def test_refresh_of_a_large_change_targets_everyone(store):
         fmt="csv",
     )
     with store.connect() as conn:
-        version = repo.current_version(conn)
+        version = cmdb_version.current(conn)
     found = api.refresh_targets(store, CONF, version)
     assert found["all"] is True and len(found["hosts"]) == 1100
 

@@ -2,7 +2,7 @@
 
 from saltops.cmdb import drift
 from saltops.cmdb.model import validate_host
-from tests.unit.cmdb.cmdb_testkit import RULES, host
+from tests.support.cmdb_kit import RULES, host
 
 
 def records():

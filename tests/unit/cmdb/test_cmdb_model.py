@@ -4,7 +4,7 @@ import pytest
 
 from saltops.cmdb.model import merge_update, validate_host
 from saltops.errors import ValidationError
-from tests.unit.cmdb.cmdb_testkit import INJECTIONS, NON_ASCII, RULES, host
+from tests.support.cmdb_kit import INJECTIONS, NON_ASCII, RULES, host
 
 
 def problems_of(record):
@@ -62,7 +62,7 @@ def test_every_problem_is_reported_at_once():
     )
     text = "\n".join(found)
     for fragment in (
-        "unknown field(s): colour",
+        "unknown field(s): 'colour'",
         "platform is required",
         "hostname 'bad_name'",
         "ip 'x'",

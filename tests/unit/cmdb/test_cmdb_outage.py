@@ -11,11 +11,11 @@ import time
 import pymysql
 import pytest
 
-from saltops.cmdb import io, repo
+from saltops.cmdb import import_export, repo
 from saltops.errors import SaltOpsError, StoreUnavailable
 from saltops.store.engine import Store
 from tests.support import mysql as mysql_support
-from tests.unit.cmdb.cmdb_testkit import LB_SERVES, RULES, counts, many, wipe
+from tests.support.cmdb_kit import LB_SERVES, RULES, counts, many, wipe
 
 pytestmark = pytest.mark.mysql
 
@@ -75,13 +75,13 @@ def test_connection_killed_mid_import_leaves_nothing_half_written(outage_store, 
     with store.connect() as conn:
         snapshot = repo.list_hosts(conn)
 
-    text = io.export_hosts(many(50, status="maintenance") + many(HOSTS, start=1000), "csv")
+    text = import_export.export_hosts(many(50, status="maintenance") + many(HOSTS, start=1000), "csv")
     done, killed = threading.Event(), []
     watcher = threading.Thread(target=kill_when, args=(database, stage, done, killed))
     watcher.start()
     try:
         with pytest.raises(SaltOpsError) as info:
-            io.import_hosts(store, "importer", text, "csv", RULES, lb_serves=LB_SERVES)
+            import_export.import_hosts(store, "importer", text, "csv", RULES, lb_serves=LB_SERVES)
     finally:
         done.set()
         watcher.join()
@@ -95,7 +95,7 @@ def test_connection_killed_mid_import_leaves_nothing_half_written(outage_store, 
         assert repo.list_hosts(conn) == snapshot
 
     # The database is back (the next connection is a new one): the same import now goes through whole.
-    result = io.import_hosts(store, "importer", text, "csv", RULES, lb_serves=LB_SERVES)
+    result = import_export.import_hosts(store, "importer", text, "csv", RULES, lb_serves=LB_SERVES)
     assert len(result["added"]) == HOSTS and len(result["updated"]) == 50
     after = counts(store)
     assert after["version"] == before["version"] + 1
@@ -108,5 +108,5 @@ def test_server_unreachable_is_a_clear_error_and_writes_nothing(tmp_path):
     # A port where nothing listens: the same error as a server that is down.
     store = Store("mysql+pymysql://root@127.0.0.1:9/saltops_nowhere")
     with pytest.raises(StoreUnavailable, match="database unavailable"):
-        io.import_hosts(store, "importer", io.export_hosts(many(2), "csv"), "csv", RULES)
+        import_export.import_hosts(store, "importer", import_export.export_hosts(many(2), "csv"), "csv", RULES)
     store.dispose()

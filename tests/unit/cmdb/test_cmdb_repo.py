@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from saltops.cmdb import repo
 from saltops.errors import NotFound, ValidationError
 from saltops.store.schema import event_outbox
-from tests.unit.cmdb.cmdb_testkit import INJECTIONS, LB_SERVES, NON_ASCII, RULES, counts, host, many
+from tests.support.cmdb_kit import INJECTIONS, LB_SERVES, NON_ASCII, RULES, counts, host, many
 
 
 def write(store, records, **kw):
@@ -237,3 +237,32 @@ def test_dry_run_shows_the_diff_and_writes_nothing(store):
     assert result["added"] == ["b.example.com"]
     assert result["diff"] == {"a.example.com": {"owner": ["web-team", "李四"]}}
     assert counts(store) == before
+
+
+SEEDED = [host("lb01.x.com", roles=["lb"], env="prod"), host("lb02.x.com", roles=["lb"], env="staging"),
+          host("web01.x.com", roles=["web"], env="prod")]
+
+
+@pytest.mark.parametrize(
+    "seeded, records, touched",
+    [
+        # balancers and backends new in the same import
+        ([], [host("lb01.x.com", roles=["lb"], env="prod"), host("lb02.x.com", roles=["lb"], env="prod"),
+              host("web01.x.com", roles=["web"], env="prod"), host("lb09.x.com", roles=["lb"], env="staging")],
+         ["lb01.x.com", "lb02.x.com"]),
+        # a backend moved to another env: the balancers of both
+        (SEEDED, [host("web01.x.com", roles=["web"], env="staging")], ["lb01.x.com", "lb02.x.com"]),
+        # a balancer that stops being one, beside a backend change
+        (SEEDED, [host("lb01.x.com", roles=["base"], env="prod"), host("web01.x.com", roles=["web"], owner="ops")],
+         []),
+    ],
+    ids=["new", "moved", "lb-role-dropped"],
+)
+def test_a_dry_run_names_the_balancers_the_write_would(store, seeded, records, touched):
+    if seeded:
+        write(store, seeded)
+    before = counts(store)
+    dry = write(store, records, dry_run=True)
+    assert counts(store) == before
+    assert dry["balancers"] == touched
+    assert write(store, records)["balancers"] == touched

@@ -10,7 +10,7 @@ import pytest
 from saltops import config
 from saltops.cmdb import api
 from saltops.errors import ConfigError, NotFound, ValidationError
-from tests.unit.cmdb.cmdb_testkit import CONF, host
+from tests.support.cmdb_kit import CONF, host
 
 
 def conf_with(**cmdb):

@@ -4,12 +4,16 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from deploy_hostkit import host
 
 from saltops import config
-from saltops.cmdb import api, repo
+from saltops.cmdb import api
+from saltops.cmdb import version as cmdb_version
+from saltops.cmdb.balancers import BalancerUpdate, outcome_of
 from saltops.deploy import history, slots
+from saltops.errors import StoreUnavailable
+from saltops.pillar import slots as pillar_slots
 from saltops.store.schema import audit_log
+from tests.support.deploy_hosts import host
 
 
 @pytest.fixture
@@ -29,7 +33,7 @@ def fleet(add_hosts):
 
 def test_a_flip_is_a_cmdb_change_that_names_the_balancers(store, fleet):
     with store.connect() as conn:
-        before = repo.current_version(conn)
+        before = cmdb_version.current(conn)
     with store.begin() as conn:
         version = slots.record(conn, "shop", "prod", "green", {"green": "2.0"}, 7, "alice")
     assert version == before + 1
@@ -79,14 +83,14 @@ class _Source:
 
     def __call__(self):
         if self.down:
-            raise slots.StoreUnavailable("database unavailable: connection refused")
+            raise StoreUnavailable("database unavailable: connection refused")
         return self.store
 
 
 def test_live_slots_are_read_once_per_cmdb_version(store, fleet, tmp_path):
     source = _Source(store)
     backup = tmp_path / "snap.slots.json"
-    cache = slots.LiveSlots(source, str(backup))
+    cache = pillar_slots.LiveSlots(source, str(backup))
     assert cache.get(10) == {}
     with store.begin() as conn:
         version = slots.record(conn, "shop", "prod", "green", {"green": "2.0"}, 1, "alice")
@@ -100,14 +104,14 @@ def test_live_slots_are_read_once_per_cmdb_version(store, fleet, tmp_path):
     assert cache.get(version + 5, stale=True) == {"prod": {"shop": {"active": "green"}}}
     assert cache.get(version + 5) == {"prod": {"shop": {"active": "green"}}}
     # A worker started during the outage: the backup file.
-    fresh = slots.LiveSlots(source, str(backup))
+    fresh = pillar_slots.LiveSlots(source, str(backup))
     assert fresh.get(version, stale=True) == {"prod": {"shop": {"active": "green"}}}
     # Nothing at all: the balancer's render fails rather than route to the wrong slot.
     backup.unlink()
-    with pytest.raises(slots.SlotsUnavailable, match="cannot be read and this master has no copy"):
-        slots.LiveSlots(source, str(backup)).get(version, stale=True)
+    with pytest.raises(pillar_slots.SlotsUnavailable, match="cannot be read and this master has no copy"):
+        pillar_slots.LiveSlots(source, str(backup)).get(version, stale=True)
     # prefetch never raises; it fills the copy when the database answers.
-    lazy = slots.LiveSlots(source, str(backup))
+    lazy = pillar_slots.LiveSlots(source, str(backup))
     lazy.prefetch(version)
     assert lazy.data is None
     source.down = False
@@ -130,45 +134,53 @@ def _state(ok=True):
 
 def test_balancer_outcome():
     done = slots.balancer_outcome(
-        {
-            "balancers": ["lb01", "lb02"],
-            "applied": {"lb01": "lb"},
-            "apply_skipped": {"lb02": "status offline in the CMDB"},
-            "apply_results": {"lb01": _state()},
-            "apply_test": False,
-        }
+        outcome_of(
+            {
+                "balancers": ["lb01", "lb02"],
+                "applied": {"lb01": "lb"},
+                "apply_skipped": {"lb02": "status offline in the CMDB"},
+                "apply_results": {"lb01": _state()},
+                "apply_test": False,
+            }
+        )
     )
     assert done["ok"] and done["applied"] == ["lb01"] and done["error"] is None
     assert "balancers left out: lb02" in done["warnings"][0]
     failed = slots.balancer_outcome(
-        {
-            "balancers": ["lb01", "lb02"],
-            "applied": {"lb01": "lb", "lb02": "lb"},
-            "apply_skipped": {},
-            "apply_results": {"lb01": _state(), "lb02": _state(False)},
-        }
+        outcome_of(
+            {
+                "balancers": ["lb01", "lb02"],
+                "applied": {"lb01": "lb", "lb02": "lb"},
+                "apply_skipped": {},
+                "apply_results": {"lb01": _state(), "lb02": _state(False)},
+            }
+        )
     )
-    assert not failed["ok"] and list(failed["failed"]) == ["lb02"]
+    assert not failed["ok"] and list(failed["failed"]) == ["lb02"] and failed["applied"] == ["lb01"]
     assert "the balancer state failed on lb02" in failed["error"] and "check_cmd" in failed["error"]
     unreached = slots.balancer_outcome(
-        {
-            "balancers": ["lb01"],
-            "applied": {},
-            "apply_skipped": {"lb01": "its pillar refresh was not confirmed: state not applied"},
-        }
+        outcome_of(
+            {
+                "balancers": ["lb01"],
+                "applied": {},
+                "apply_skipped": {"lb01": "its pillar refresh was not confirmed: state not applied"},
+            }
+        )
     )
     assert not unreached["ok"] and "no balancer applied the new slot (lb01: its pillar" in unreached["error"]
-    refused = slots.balancer_outcome({"result": False, "error": "the CMDB database is unavailable"})
-    assert not refused["ok"] and "cmdb.refresh failed: the CMDB database is unavailable" in refused["error"]
-    nobody = slots.balancer_outcome({"balancers": [], "applied": {}, "apply_skipped": {}})
+    refused = slots.balancer_outcome(BalancerUpdate(error="the CMDB database is unavailable"))
+    assert not refused["ok"] and "balancer update failed: the CMDB database is unavailable" in refused["error"]
+    nobody = slots.balancer_outcome(outcome_of({"balancers": [], "applied": {}, "apply_skipped": {}}))
     assert nobody["ok"] and "no balancer serves" in nobody["warnings"][0]
     test_mode = slots.balancer_outcome(
-        {
-            "balancers": ["lb01"],
-            "applied": {"lb01": "lb"},
-            "apply_results": {"lb01": _state()},
-            "apply_test": True,
-        }
+        outcome_of(
+            {
+                "balancers": ["lb01"],
+                "applied": {"lb01": "lb"},
+                "apply_results": {"lb01": _state()},
+                "apply_test": True,
+            }
+        )
     )
     assert test_mode["ok"] and "test=True" in test_mode["warnings"][-1]
     assert slots.balancer_outcome(None)["ok"]

@@ -8,6 +8,7 @@ import pytest
 from saltops import config
 from saltops.alarms import settings as alarm_settings
 from saltops.deploy import config as deploy_config
+from saltops.notify import settings as notify_settings
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
@@ -32,12 +33,12 @@ def _sections():
 
 def _defaults():
     sections = {
-        "": {k for k, v in config.DEFAULTS.items() if not isinstance(v, dict) or k == "db_options"},
+        "": {k for k, v in config.DEFAULTS.items() if not isinstance(v, dict) or k in ("db_options", "read_options")},
         "cmdb": set(config.DEFAULTS["cmdb"]),
     }
     sections["deploy"] = set(deploy_config.DEFAULTS)
     sections["alarms"] = set(alarm_settings.ALARMS)
-    sections["notify"] = set(alarm_settings.NOTIFY)
+    sections["notify"] = set(notify_settings.NOTIFY)
     return sections
 
 

@@ -15,7 +15,7 @@ from saltops.lab import control, daemons, demo, users
 
 def test_layout_uses_absolute_paths_under_the_lab(tmp_path):
     lay = labconfig.Layout(tmp_path / "lab")
-    ports = {"publish": 41001, "ret": 41002, "api": 41003}
+    ports = {"publish": 41001, "ret": 41002, "api": 41003, "alarms": 41004}
     master = lay.master_config(ports)
     assert master["root_dir"] == "/"
     # Every path Salt would otherwise put under /var, /etc or /srv.
@@ -40,7 +40,11 @@ def test_layout_uses_absolute_paths_under_the_lab(tmp_path):
     assert master["interface"] == "127.0.0.1"
     assert (master["publish_port"], master["ret_port"]) == (41001, 41002)
     assert master["rest_cherrypy"] == {"host": "127.0.0.1", "port": 41003, "disable_ssl": True}
-    assert master["saltops"]["db_url"] == f"sqlite:///{lay.dir / 'saltops.db'}"
+    assert "saltops" not in master  # in master.d/saltops.conf
+    block = lay.saltops_block(ports)["saltops"]
+    assert block["db_url"] == f"sqlite:///{lay.dir / 'saltops.db'}"
+    assert block["alarms"] == {"rules_file": str(lay.rules_file), "listen_port": 41004}
+    assert block["notify"]["channels"] == {"inbox": {"type": "file", "path": str(lay.inbox)}}
     assert master["external_auth"]["file"]["^filename"] == str(lay.users_file)
     assert master["auto_accept"] is True and master["open_mode"] is False
     minion = lay.minion_config(demo.WEB, ports)
@@ -86,8 +90,27 @@ def test_external_auth_block():
     block = users.external_auth("/x/users")["file"]
     assert block["^filename"] == "/x/users"
     assert block["^filetype"] == "text" and block["^hashtype"] == "plaintext"
-    assert block["viewer"] == [{"@runner": ["cmdb.list", "cmdb.show", "cmdb.targets", "cmdb.history"]}]
-    assert block["deployer"] == [{"@runner": ["deploy.*"]}]
+    jobs = [r"jobs\.list_jobs$", r"jobs\.list_job$", r"jobs\.lookup_jid$", r"jobs\.active$"]
+    pages = [
+        {"*": [r"grains\.items$", r"pillar\.obfuscate$", r"schedule\.list$", r"beacons\.list$",
+               r"beacons\.list_available$"]},
+        {"@wheel": [r"key\.list_all$", r"key\.finger$", r"minions\.connected$"]},
+    ]
+    assert block["viewer"] == [
+        {
+            "@runner": [
+                r"cmdb\.list$",
+                r"cmdb\.show$",
+                r"cmdb\.targets$",
+                r"cmdb\.history$",
+                r"confpush\.(diff|history|status)$",
+                *jobs,
+                r"manage\.versions$",
+            ]
+        },
+        *pages,
+    ]
+    assert block["deployer"] == [{"@runner": [r"deploy\..*", *jobs, r"manage\.versions$"]}, *pages]
     assert "@wheel" in block["ops"]
 
 
@@ -106,6 +129,29 @@ def test_status_of_a_lab_never_started(tmp_path):
     assert status["master"]["running"] is False
     assert [m["id"] for m in status["minions"]] == list(demo.MINION_IDS)
     assert all(m["state"] == "down" for m in status["minions"])
+
+
+def test_a_web_client_folder_is_served_by_salt_api_next_to_its_other_settings(tmp_path):
+    folder = tmp_path / "saltgui"
+    (folder / "static").mkdir(parents=True)
+    (folder / "index.html").write_text("<html></html>")
+    lay = labconfig.Layout(tmp_path / "lab")
+    ports = {"publish": 41001, "ret": 41002, "api": 41003, "alarms": 41004}
+    api = lay.master_config(ports, str(folder))["rest_cherrypy"]
+    assert api == {
+        "host": "127.0.0.1", "port": 41003, "disable_ssl": True,
+        "app": str(folder / "index.html"), "static": str(folder / "static"), "static_path": "/static",
+    }
+    assert "app" not in lay.master_config(ports)["rest_cherrypy"]
+
+
+def test_a_folder_without_a_web_client_is_refused_and_the_lab_is_left_alone(tmp_path):
+    with pytest.raises(ValueError, match="no index.html and no static in it"):
+        labconfig.web_client_settings(tmp_path)
+    lab = control.Lab(tmp_path / "lab")
+    with pytest.raises(daemons.LabError, match="is not a web client's folder"):
+        lab.up(web_client=str(tmp_path))
+    assert not lab.layout.master_conf.exists() and not lab.layout.state_file.exists()
 
 
 def test_down_of_a_lab_never_started_stops_nothing(tmp_path):
@@ -188,6 +234,41 @@ def test_demo_hosts_are_valid_cmdb_records():
         assert role in demo.roles_of(minion_id)
 
 
+def test_the_people_and_the_deploy_template_go_in_once_and_a_person_s_changes_are_kept(tmp_path):
+    from saltops.lab import seed
+    from saltops.lab import tickets as lab_tickets
+    from saltops.org import people
+    from saltops.store import get_store
+    from saltops.tickets import templates
+
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    first = seed.seed_tickets(url, now=1_800_000_000)
+    assert first["template"]["name"] == lab_tickets.DEPLOY_TEMPLATE_NAME and first["template"]["version"] == 1
+    store = get_store(url)
+    with store.connect() as conn:
+        assert people.manager_of(conn, "dev") == "lead" and people.members(conn, "ops") == ["ops"]
+        assert templates.get(conn, "app-deploy")[1]["action"]["fun"] == "deploy.run"
+    # Every person of the org who is also a lab user may log in; the applicant and approver have ACLs.
+    assert {"dev", "lead", "ops"} <= set(users.ACLS)
+    templates.save(store, "ops", lab_tickets.DEPLOY_TEMPLATE.replace("max: 200", "max: 300"), 1_800_000_001)
+    assert seed.seed_tickets(url) is None
+    with store.connect() as conn:
+        assert templates.get(conn, "app-deploy")[0] == 2
+
+
+@pytest.mark.parametrize("user, granted, refused", [
+    ("dev", ["ticket.create", "ticket.show", "ticket.list", "ticket.cancel", "ticket.rate", "deploy.status"],
+     ["ticket.approve", "ticket.retry", "ticket.report", "ticket.create_evil", "deploy.run", "cmdb.update"]),
+    ("lead", ["ticket.approve", "ticket.reject", "ticket.return", "ticket.show", "deploy.status"],
+     ["ticket.create", "ticket.retry", "ticket.approve_all", "ticket.template_save", "deploy.run"]),
+])
+def test_the_ticket_users_acls_admit_their_calls_only(ckminions, user, granted, refused):
+    for fun in granted:
+        assert ckminions.runner_check(users.ACLS[user], fun, {}) is True, fun
+    for fun in refused:
+        assert ckminions.runner_check(users.ACLS[user], fun, {}) is False, fun
+
+
 def test_seeding_leaves_no_event_pending_unless_asked(tmp_path):
     from saltops.lab import seed
     from saltops.store import get_store, outbox
@@ -202,3 +283,78 @@ def test_seeding_leaves_no_event_pending_unless_asked(tmp_path):
     outbox.flush(get_store(loud), lambda tag, data: fired.append((tag, data)))
     assert [tag for tag, _ in fired] == ["saltops/cmdb/changed"]
     assert set(fired[0][1]["hostnames"]) == {h["hostname"] for h in demo.HOSTS}
+
+
+@pytest.fixture
+def ckminions(tmp_path):
+    """Salt's own ACL checker, as the master runs it for a runner call from salt-api."""
+    import salt.config
+    import salt.utils.minions
+
+    dirs = {key: str(tmp_path / key) for key in ("pki_dir", "cachedir", "sock_dir")}
+    opts = salt.config.apply_master_config(
+        dict(dirs, root_dir=str(tmp_path)), salt.config.DEFAULT_MASTER_OPTS.copy()
+    )
+    return salt.utils.minions.CkMinions(opts)
+
+
+@pytest.mark.parametrize("user", ["viewer", "deployer"])
+def test_lab_acls_admit_whole_names_only(ckminions, user):
+    acl = users.ACLS[user]
+    granted = {
+        "viewer": [
+            "cmdb.list",
+            "cmdb.show",
+            "cmdb.targets",
+            "cmdb.history",
+            "confpush.diff",
+            "confpush.history",
+            "confpush.status",
+        ],
+        "deployer": ["deploy.run", "deploy.status", "deploy.abort"],
+    }[user] + ["jobs.list_jobs", "jobs.list_job", "jobs.lookup_jid", "jobs.active", "manage.versions"]
+    for fun in granted:
+        assert ckminions.runner_check(acl, fun, {}) is True, fun
+    for fun in [name + "_evil" for name in granted if not name.startswith("deploy.")] + [
+        "jobs.list_jobs_filter",
+        "cmdb.update",
+        "confpush.push",
+        "confpush.rollback",
+        "deployment.run",
+        "jobs_list.jobs",
+    ]:
+        assert ckminions.runner_check(acl, fun, {}) is False, fun
+
+
+def test_salt_matches_acl_entries_as_prefixes(ckminions):
+    # Why every entry ends in `$` and escapes its dots: Salt's match is re.match.
+    assert ckminions.runner_check([{"@runner": ["cmdb.list"]}], "cmdb.list_evil", {}) is True
+    assert ckminions.runner_check([{"@runner": ["deploy.*"]}], "deployment.run", {}) is True
+    assert ckminions.runner_check([{"@runner": users.exactly("cmdb.list")}], "cmdb.list_evil", {}) is False
+
+
+def test_lab_settings_survive_another_master_d_file_and_its_rules_load(tmp_path):
+    """Salt's include rule: master.d blocks merge key by key, so a person's own
+    master.d/*.conf with a `saltops:` key keeps the lab's db_url (in the main file it would not)."""
+    import salt.config
+    import yaml
+
+    from saltops import config as saltops_config
+    from saltops.alarms import rules
+
+    lay = labconfig.Layout(tmp_path / "lab")
+    ports = {"publish": 41001, "ret": 41002, "api": 41003, "alarms": 41004}
+    lay.make_dirs()
+    control._write_yaml(lay.master_conf, lay.master_config(ports))
+    control._write_yaml(lay.saltops_conf, lay.saltops_block(ports))
+    (lay.saltops_conf.parent / "zz-mine.conf").write_text(yaml.safe_dump({"saltops": {"alarms": {"tick": 0.5}}}))
+    opts = salt.config.master_config(str(lay.master_conf))
+    conf = saltops_config.load(opts)
+    assert saltops_config.db_url(conf) == lay.db_url
+    assert conf["alarms"]["tick"] == 0.5 and conf["alarms"]["rules_file"] == str(lay.rules_file)
+    # The rules: written once from the shipped defaults with the lab's timings; a person's edits are kept.
+    assert lay.write_rules() is True
+    ruleset = rules.load_file(str(lay.rules_file), channels={"inbox"})
+    assert ruleset.route.group_wait == 5 and "ServiceDownWeb" in [r.name for r in ruleset.rules]
+    lay.rules_file.write_text(lay.rules_file.read_text() + "# mine\n")
+    assert lay.write_rules() is False and lay.rules_file.read_text().endswith("# mine\n")

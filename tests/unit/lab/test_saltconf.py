@@ -39,7 +39,12 @@ def test_block_points_at_the_tree_and_the_cmdb_pillar(tmp_path):
     assert block["pillar_roots"]["base"] == [str(tmp_path / "pillar")]
     # The CMDB pillar first, then PillarStack layering role data over its roles.
     assert block["ext_pillar"] == [{"saltops_cmdb": {}}, {"stack": str(tmp_path / "pillar" / "stack" / "stack.cfg")}]
-    assert {"saltops/cmdb/changed": [str(tmp_path / "reactor" / "cmdb_changed.sls")]} in block["reactor"]
+    assert {
+        "saltops/cmdb/changed": [
+            str(tmp_path / "reactor" / "cmdb_changed.sls"),
+            str(tmp_path / "reactor" / "confpush_cmdb_changed.sls"),
+        ]
+    } in block["reactor"]
     assert "runner" in block["netapi_enable_clients"]
 
 

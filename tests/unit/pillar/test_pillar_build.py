@@ -1,7 +1,8 @@
 """The pillar keys built from a snapshot (docs/pillar.md)."""
 
-from saltops.cmdb.pillar import build
-from saltops.cmdb.snapshot import Snapshot, View
+from saltops.pillar.build import build
+from saltops.pillar.cache import View
+from saltops.pillar.snapshot import Snapshot
 from tests.support.pillar_hosts import host
 
 LB_SERVES = {"lb": "web", "dblb": "db"}
@@ -76,11 +77,33 @@ def test_balancer_gets_online_backends_of_the_served_role_in_its_env():
                     "ip": "10.1.0.11",
                     "lines": {"telecom": "203.0.113.1"},
                     "idc": "bj-idc1",
-                    "apps": {"shop": {"port": 8000, "health_url": "/healthz"}},
+                    # What haproxy needs of the app, nothing else of its settings.
+                    "apps": {"shop": {"health_url": "/healthz"}},
                 }
             ],
         }
     }
+
+
+def test_a_balancer_sees_no_app_setting_haproxy_does_not_use():
+    shop = {
+        "port": 8000,
+        "health_url": "/ready",
+        "server_name": "shop.example.com",
+        "slots": {"blue": {"port": 8101}, "green": {"port": 8102}},
+        "pre_hook": "migrate",
+        "env": {"DB_PASSWORD": "sdb://vault/shop/db"},
+        "base": "/srv/shop",
+    }
+    snap = Snapshot.from_records(
+        3, [host("web01.example.com", apps={"shop": shop}), host("lb01.example.com", roles=["base", "lb"])]
+    )
+    (backend,) = build("lb01.example.com", View(snap, False, None), LB_SERVES)["cmdb_lb"]["lb"]["backends"]
+    assert backend["apps"] == {
+        "shop": {"health_url": "/ready", "server_name": "shop.example.com", "slots": shop["slots"]}
+    }
+    # The app's own host still gets all of it.
+    assert build("web01.example.com", View(snap, False, None), LB_SERVES)["cmdb"]["apps"]["shop"] == shop
 
 
 def test_a_host_with_two_balancer_roles_gets_both():

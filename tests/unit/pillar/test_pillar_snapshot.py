@@ -5,7 +5,7 @@ import os
 import msgpack
 import pytest
 
-from saltops.cmdb.snapshot import Snapshot, read_header
+from saltops.pillar.snapshot import Snapshot, read_header
 from tests.support.pillar_hosts import host
 
 URL = "mysql+pymysql://saltops:***@db.example.com/saltops"
