@@ -7,11 +7,10 @@ silences) are written to the database with an audit row naming the acting
 user, and the engine picks them up within a second.
 """
 
-from salt.exceptions import SaltInvocationError
 
 from saltops import runnerkit
 from saltops.bridge.calls import salt_calls
-from saltops.runnerkit import reports_failures
+from saltops.runnerkit import Refused, refuses
 
 __virtualname__ = "alarm"
 __func_alias__ = {"list_": "list"}
@@ -45,7 +44,7 @@ def _rules():
     return _call(rules.load_file, alarms["rules_file"], set(notify["channels"]))
 
 
-@reports_failures
+@refuses
 def list_(state="firing", severity=None, host=None, alertname=None, limit=200):
     """
     Alarms by state (``firing`` by default; ``pending``, ``resolved``, ``all``).
@@ -63,7 +62,7 @@ def list_(state="firing", severity=None, host=None, alertname=None, limit=200):
         return _call(query.list_alarms, conn, state, severity, host, alertname, limit)
 
 
-@reports_failures
+@refuses
 def history(fingerprint=None, host=None, since=None, limit=100):
     """
     State changes of alarms, newest first (pending, firing, resolved, acked).
@@ -81,7 +80,7 @@ def history(fingerprint=None, host=None, since=None, limit=100):
         return _call(query.history_rows, conn, fingerprint, host, since, limit)
 
 
-@reports_failures
+@refuses
 def ack(fingerprint, comment=""):
     """
     Acknowledge a firing alarm: no more repeats until it resolves (its resolution is still sent).
@@ -100,7 +99,7 @@ def ack(fingerprint, comment=""):
     return {"fingerprint": fp, "acked_by": _user(), "silence": sid}
 
 
-@reports_failures
+@refuses
 def silence_add(matchers, duration="1h", comment=None, starts=None):
     """
     Silence alarms matching every matcher for ``duration``; returns the silence id.
@@ -123,7 +122,7 @@ def silence_add(matchers, duration="1h", comment=None, starts=None):
     return runnerkit.iso_times(created, "starts_at", "ends_at")
 
 
-@reports_failures
+@refuses
 def silence_list(state="active"):
     """
     Silences (and acks): ``active`` (default), ``pending``, ``expired`` or ``all``.
@@ -140,7 +139,7 @@ def silence_list(state="active"):
         return runnerkit.iso_times(_call(silence.listing, conn, state), "starts_at", "ends_at")
 
 
-@reports_failures
+@refuses
 def silence_expire(silence_id):
     """
     End a silence now.
@@ -158,7 +157,7 @@ def silence_expire(silence_id):
     return {"id": silence_id, "expired": changed}
 
 
-@reports_failures
+@refuses
 def test(channel, message="SaltOps test notification"):
     """
     Send a test message through one notification channel now, and log the delivery.
@@ -176,7 +175,7 @@ def test(channel, message="SaltOps test notification"):
     return _call(channel_check.send, _open()[1], notify, channel, message, host)
 
 
-@reports_failures
+@refuses
 def rules_check(path=None):
     """
     Validate the rules file (``saltops:alarms:rules_file``, or ``path``) against the configured channels.
@@ -192,12 +191,12 @@ def rules_check(path=None):
     alarms, notify = _settings()
     path = path or alarms["rules_file"]
     if not path:
-        raise SaltInvocationError("no rules file: set saltops:alarms:rules_file or pass path=")
+        raise Refused("no rules file: set saltops:alarms:rules_file or pass path=")
     ruleset = _call(rules.load_file, path, set(notify["channels"]))
     return {"valid": True, **ruleset.summary()}
 
 
-@reports_failures
+@refuses
 def notifications(status=None, limit=50):
     """
     The notification outbox (pending, sent, failed) with each row's last error.
@@ -212,13 +211,13 @@ def notifications(status=None, limit=50):
     from saltops.notify import queue as notify_queue
 
     if status not in (None, *notify_queue.STATUSES):
-        raise SaltInvocationError(f"status must be one of {', '.join(notify_queue.STATUSES)}")
+        raise Refused(f"status must be one of {', '.join(notify_queue.STATUSES)}")
     with _open()[1].connect() as conn:
         return {"counts": notify_queue.counts(conn), "rows": notify_queue.listing(conn, status, limit),
                 "deliveries": notify_queue.log(conn, limit=limit)}
 
 
-@reports_failures
+@refuses
 def remediate(fingerprint):
     """
     Run a firing alarm's ``remediate:`` action on its host, once per firing episode and cooldown.

@@ -16,7 +16,7 @@ from saltops import runnerkit
 from saltops.bridge.calls import minion_keys, salt_calls
 from saltops.cmdb import api, balancers
 from saltops.pillar import outage
-from saltops.runnerkit import reports_failures
+from saltops.runnerkit import refuses
 
 __virtualname__ = "cmdb"
 __func_alias__ = {"list_": "list", "import_": "import"}
@@ -50,7 +50,7 @@ def _written(store, summary):
     return _call(api.announce, store, summary, _salt())
 
 
-@reports_failures
+@refuses
 def add(hostname, ip=None, roles=None, platform=None, machine_type=None, idc=None, env=None, owner=None,
         status="online", lines=None, apps=None):
     """
@@ -72,7 +72,7 @@ def add(hostname, ip=None, roles=None, platform=None, machine_type=None, idc=Non
     return _written(store, _call(api.add, store, conf, _actor(), record))
 
 
-@reports_failures
+@refuses
 def update(hostname, **changes):
     """
     Change fields of one host; the fields not given keep their values.
@@ -89,7 +89,7 @@ def update(hostname, **changes):
     return _written(store, _call(api.update, store, conf, _actor(), hostname, _clean(changes)))
 
 
-@reports_failures
+@refuses
 def remove(hostname, purge=False):
     """
     Decommission hosts (a comma-separated list); ``purge=True`` deletes the records instead.
@@ -105,7 +105,7 @@ def remove(hostname, purge=False):
     return _written(store, _call(api.remove, store, conf, _actor(), hostname, purge=purge))
 
 
-@reports_failures
+@refuses
 def show(hostname):
     """
     Show one host's record.
@@ -119,7 +119,7 @@ def show(hostname):
     return _call(api.show, _context()[1], hostname)
 
 
-@reports_failures
+@refuses
 def list_(**filters):
     """
     List the hosts matching every filter (role, line, idc, env, status, platform, app,
@@ -135,7 +135,7 @@ def list_(**filters):
     return _call(api.list_hosts, _context()[1], _clean(filters))
 
 
-@reports_failures
+@refuses
 def targets(sep=None, **filters):
     """
     Minion ids (== CMDB hostnames) matching the filters, decommissioned hosts left out
@@ -152,7 +152,7 @@ def targets(sep=None, **filters):
     return names if sep is None else str(sep).join(names)
 
 
-@reports_failures
+@refuses
 def import_(path=None, text=None, format=None, dry_run=False, mode="upsert"):  # pylint: disable=redefined-builtin
     """
     Import hosts from CSV, YAML or JSON, all or nothing: every bad row is reported with
@@ -174,7 +174,7 @@ def import_(path=None, text=None, format=None, dry_run=False, mode="upsert"):  #
     return _written(store, summary)
 
 
-@reports_failures
+@refuses
 def export(format="yaml", **filters):  # pylint: disable=redefined-builtin
     """
     Export the hosts matching the filters (as for ``cmdb.list``) as CSV, YAML or JSON
@@ -189,7 +189,7 @@ def export(format="yaml", **filters):  # pylint: disable=redefined-builtin
     return _call(api.export_hosts, _context()[1], format, _clean(filters))
 
 
-@reports_failures
+@refuses
 def history(hostname=None, actor=None, since=None, limit=100):
     """
     The audit log, newest first; ``since`` is an ISO 8601 time or an age (``30m``, ``7d``).
@@ -204,7 +204,7 @@ def history(hostname=None, actor=None, since=None, limit=100):
     return _call(api.history, _context()[1], hostname=hostname, actor=actor, since=since, limit=limit)
 
 
-@reports_failures
+@refuses
 def drift(timeout=None):
     """
     Compare the CMDB with the minion keys and the grains of the minions that answer
@@ -220,7 +220,7 @@ def drift(timeout=None):
     return _call(api.drift, store, conf, minion_keys(__opts__), _salt(), timeout)  # noqa: F821
 
 
-@reports_failures
+@refuses
 def refresh(version, wait=False, timeout=10, apply_timeout=300, test=None, once=False):
     """
     Refresh the pillar of the minions the change that made CMDB ``version`` touched
@@ -241,7 +241,7 @@ def refresh(version, wait=False, timeout=10, apply_timeout=300, test=None, once=
                  apply_timeout=apply_timeout, test=test, once=once, actor=_actor())
 
 
-@reports_failures
+@refuses
 def refresh_after_outage():
     """
     Refresh every minion's pillar (``clean_cache``) once after a CMDB outage this master

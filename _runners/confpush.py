@@ -8,22 +8,17 @@ builds the Salt clients and reports progress.  A refused call returns
 ``{"result": False, "error": ..., "retcode": 1}``.  See ``docs/confpush.md``.
 """
 
-import logging
-
 import yaml
-from salt.exceptions import SaltInvocationError
 
 from saltops import runnerkit
-from saltops.bridge.bus import MasterBus
+from saltops.bridge import background
+from saltops.bridge.bus import announce_outbox
 from saltops.confpush import config as cp_config
 from saltops.confpush import lock as cp_lock
 from saltops.confpush.api import ConfPush
 from saltops.confpush.schema import HEAD as CONFPUSH_HEAD
 from saltops.errors import ConfigError
-from saltops.runnerkit import Refused, reports_failures
-from saltops.store import outbox
-
-log = logging.getLogger(__name__)
+from saltops.runnerkit import Refused, refuses
 
 __virtualname__ = "confpush"
 __func_alias__ = {"set_": "set", "history_": "history", "import_": "import"}
@@ -31,25 +26,6 @@ __func_alias__ = {"set_": "set", "history_": "history", "import_": "import"}
 
 def __virtual__():
     return __virtualname__
-
-
-def _flush(store):
-    """Fire the committed changes' events (``saltops/confpush/...``); return how many are still pending."""
-    bus = MasterBus(__opts__)
-    try:
-        outbox.flush(store, bus)
-    finally:
-        bus.close()
-    return outbox.pending_count(store)
-
-
-def _announce(store):
-    """Each batch's events go out as soon as the batch is recorded."""
-    try:
-        _flush(store)
-    except Exception as err:  # noqa: BLE001  # pylint: disable=broad-except
-        # They stay in the outbox; the push's final flush or the next call fires them.
-        log.warning("could not fire the config push's batch events yet: %s", err)
 
 
 def _progress(phase, data):
@@ -62,28 +38,26 @@ def _service():
     try:
         settings = cp_config.load(conf)
     except ConfigError as err:
-        raise SaltInvocationError(f"SaltOps configuration is invalid: {err}") from None
+        raise Refused(f"SaltOps configuration is invalid: {err}") from None
 
     def executor():
         from saltops.bridge.states import HighExecutor  # pylint: disable=import-outside-toplevel
 
         return HighExecutor(__opts__, return_timeout=settings["return_timeout"])
 
+    def announce():
+        # A batch's events; any left in the outbox go with the push's final flush or the next call.
+        announce_outbox(__opts__, store, "the config push's batch events")
+
     actor = runnerkit.actor(globals())
-    return ConfPush(
-        store, settings, conf["cmdb"]["envs"], actor, executor, _progress, lambda: _announce(store)
-    )
+    return ConfPush(store, settings, conf["cmdb"]["envs"], actor, executor, _progress, announce)
 
 
 def _do(method, *args, **kwargs):
-    """Run one operation; fire its events; mark a failed push as a failed job (exit status 1)."""
+    """Call ``ConfPush.<method>``, fire its committed events, mark a failed push as a failed job."""
     service = _service()
     result = runnerkit.call(getattr(service, method), *args, **kwargs)
-    try:
-        pending = _flush(service.store)
-    except Exception as err:  # noqa: BLE001  # pylint: disable=broad-except
-        log.warning("could not fire the config push's events yet: %s", err)
-        pending = None
+    pending = announce_outbox(__opts__, service.store, "the config push's events")
     if pending and isinstance(result, dict):
         # Committed; the next call (any runner that flushes the outbox) fires them.
         result = dict(result, events_pending=pending)
@@ -96,42 +70,8 @@ def _do(method, *args, **kwargs):
     return result
 
 
-def _hosts(hosts):
-    if hosts is None or hosts == "":
-        return None
-    names = hosts.split(",") if isinstance(hosts, str) else hosts
-    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
-        raise SaltInvocationError("hosts must be a comma-separated list of CMDB hostnames")
-    return [n.strip() for n in names]
-
-
-def _int(name, value, default=None):
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SaltInvocationError(f"{name} must be a whole number, got {value!r}")
-    return value
-
-
-def _flag(name, value):
-    try:
-        return runnerkit.flag(name, value)
-    except Refused as err:
-        raise SaltInvocationError(str(err)) from None
-
-
-def _record_id(value):
-    try:
-        return runnerkit.record_id("config push", value)
-    except Refused as err:
-        raise SaltInvocationError(str(err)) from None
-
-
 def _in_background(method, app, env, *args, **kwargs):
-    """Check and record the push for a runner job of its own (``confpush.resume`` under a known jid),
-    start that job, and return the push as ``confpush.status`` shows it, with the job's ``jid``."""
-    from saltops.bridge import background  # pylint: disable=import-outside-toplevel
-
+    """Check, render and record the push here; a runner job of its own drives it (``confpush.resume``)."""
     job = background.new_job(__opts__)
     result = _do(method, app, env, *args, handoff=cp_lock.handoff_owner(job["jid"]), **kwargs)
     push_id = result["id"]
@@ -145,7 +85,7 @@ def _in_background(method, app, env, *args, **kwargs):
     return result
 
 
-@reports_failures
+@refuses
 def set_(app, env, spec):
     """
     Store a new version of the config set of ``app`` in ``env``: a mapping (or
@@ -163,11 +103,11 @@ def set_(app, env, spec):
         try:
             spec = yaml.safe_load(spec)
         except yaml.YAMLError as err:
-            raise SaltInvocationError(f"spec is not valid YAML: {err}") from None
+            raise Refused(f"spec is not valid YAML: {err}") from None
     return _do("store_set", app, env, spec)
 
 
-@reports_failures
+@refuses
 def show(app, env, version=None):
     """
     The stored set of ``app`` in ``env`` (newest, or ``version``).
@@ -178,10 +118,10 @@ def show(app, env, version=None):
 
         salt-run confpush.show app=shop env=test version=3
     """
-    return _do("show", app, env, _int("version", version))
+    return _do("show", app, env, runnerkit.whole_number("version", version))
 
 
-@reports_failures
+@refuses
 def versions(app, env):
     """
     The stored versions of a set, newest first (who, when, sha256).
@@ -195,7 +135,7 @@ def versions(app, env):
     return _do("versions", app, env)
 
 
-@reports_failures
+@refuses
 def diff(app, env, version=None, hosts=None):
     """
     Per host, the unified diff between what a push would write and what is on
@@ -208,10 +148,10 @@ def diff(app, env, version=None, hosts=None):
 
         salt-run confpush.diff app=shop env=test
     """
-    return _do("diff", app, env, _int("version", version), _hosts(hosts))
+    return _do("diff", app, env, runnerkit.whole_number("version", version), runnerkit.names("hosts", hosts))
 
 
-@reports_failures
+@refuses
 def push(app, env, version=None, hosts=None, batch_size=None, max_share=None, background=False):
     """
     Push the set (newest, or ``version``) to the CMDB hosts running ``app`` in
@@ -235,13 +175,13 @@ def push(app, env, version=None, hosts=None, batch_size=None, max_share=None, ba
         salt-run confpush.push app=shop env=test hosts=web01,web02 batch_size=1
         salt-run confpush.push app=shop env=test background=True
     """
-    args = (app, env, _int("version", version), _hosts(hosts), batch_size)
-    if _flag("background", background):
+    args = (app, env, runnerkit.whole_number("version", version), runnerkit.names("hosts", hosts), batch_size)
+    if runnerkit.flag("background", background):
         return _in_background("push", *args, max_share=max_share)
     return _do("push", *args, max_share=max_share)
 
 
-@reports_failures
+@refuses
 def status(id=None, app=None, env=None):  # pylint: disable=redefined-builtin
     """
     One config push as it stands: status, the batch it is at, each host's
@@ -255,11 +195,11 @@ def status(id=None, app=None, env=None):  # pylint: disable=redefined-builtin
         salt-run confpush.status 42
         salt-run confpush.status app=shop env=test
     """
-    push_id = None if id is None else _record_id(id)
+    push_id = None if id is None else runnerkit.record_id("config push", id)
     return runnerkit.call(_service().status, push_id, app, env)
 
 
-@reports_failures
+@refuses
 def history_(app, env, host=None, limit=20):
     """
     The pushes of a set, newest first: who, which version, each host's files
@@ -271,10 +211,10 @@ def history_(app, env, host=None, limit=20):
 
         salt-run confpush.history app=shop env=test host=web01 limit=5
     """
-    return _do("history", app, env, host, _int("limit", limit, 20))
+    return _do("history", app, env, host, runnerkit.whole_number("limit", limit, 20))
 
 
-@reports_failures
+@refuses
 def rollback(app, env, to, hosts=None, background=False):
     """
     Put every target host back to the files pushed from set version ``to``,
@@ -291,13 +231,13 @@ def rollback(app, env, to, hosts=None, background=False):
         salt-run confpush.rollback app=shop env=test to=2
         salt-run confpush.rollback app=shop env=test to=2 background=True
     """
-    args = (app, env, _int("to", to), _hosts(hosts))
-    if _flag("background", background):
+    args = (app, env, runnerkit.whole_number("to", to), runnerkit.names("hosts", hosts))
+    if runnerkit.flag("background", background):
         return _in_background("rollback", *args)
     return _do("rollback", *args)
 
 
-@reports_failures
+@refuses
 def resume(app, env, id=None):  # pylint: disable=redefined-builtin
     """
     Continue a push whose runner died or was stopped (a killed ``salt-run``, a
@@ -317,10 +257,10 @@ def resume(app, env, id=None):  # pylint: disable=redefined-builtin
     """
     # A push started with background=True was recorded for this job to drive.
     jid = globals().get("__jid__")
-    return _do("resume", app, env, _int("id", id), handoff=cp_lock.handoff_owner(jid) if jid else None)
+    return _do("resume", app, env, runnerkit.whole_number("id", id), handoff=cp_lock.handoff_owner(jid) if jid else None)
 
 
-@reports_failures
+@refuses
 def abort(app, env, id=None):  # pylint: disable=redefined-builtin
     """
     End a push whose runner died or was stopped: the batch it had published is
@@ -335,10 +275,10 @@ def abort(app, env, id=None):  # pylint: disable=redefined-builtin
 
         salt-run confpush.abort app=shop env=test
     """
-    return _do("abort", app, env, _int("id", id))
+    return _do("abort", app, env, runnerkit.whole_number("id", id))
 
 
-@reports_failures
+@refuses
 def drift(app, env, hosts=None):
     """
     Hosts whose files differ from what the last push wrote there (hand edits,
@@ -350,10 +290,10 @@ def drift(app, env, hosts=None):
 
         salt-run confpush.drift app=shop env=test
     """
-    return _do("drift", app, env, _hosts(hosts))
+    return _do("drift", app, env, runnerkit.names("hosts", hosts))
 
 
-@reports_failures
+@refuses
 def migrate(app, env, to_env=None, hosts=None, confirm=False):
     """
     Copy the set to another env (``to_env``) or push it to new ``hosts``.
@@ -366,12 +306,10 @@ def migrate(app, env, to_env=None, hosts=None, confirm=False):
         salt-run confpush.migrate app=shop env=test to_env=staging
         salt-run confpush.migrate app=shop env=test to_env=staging confirm=True
     """
-    if not isinstance(confirm, bool):
-        raise SaltInvocationError(f"confirm must be True or False, got {confirm!r}")
-    return _do("migrate", app, env, to_env, _hosts(hosts), confirm)
+    return _do("migrate", app, env, to_env, runnerkit.names("hosts", hosts), runnerkit.flag("confirm", confirm))
 
 
-@reports_failures
+@refuses
 def import_(app, env, path):
     """
     Store a new version of a set from a directory on the master holding
@@ -386,7 +324,7 @@ def import_(app, env, path):
     return _do("import_dir", app, env, path)
 
 
-@reports_failures
+@refuses
 def export(app, env, path, version=None):
     """
     Write a set into an empty (or new) directory on the master: ``confpush.yml``
@@ -398,10 +336,10 @@ def export(app, env, path, version=None):
 
         salt-run confpush.export app=shop env=test path=/tmp/shop-set
     """
-    return _do("export_dir", app, env, path, _int("version", version))
+    return _do("export_dir", app, env, path, runnerkit.whole_number("version", version))
 
 
-@reports_failures
+@refuses
 def on_cmdb_change(version):
     """
     Push each app's set to the hosts a CMDB change gave that app (a new host,
@@ -414,4 +352,4 @@ def on_cmdb_change(version):
 
         salt-run confpush.on_cmdb_change version=42
     """
-    return _do("on_cmdb_change", _int("version", version))
+    return _do("on_cmdb_change", runnerkit.whole_number("version", version))

@@ -12,7 +12,7 @@ import time
 from saltops import runnerkit
 from saltops.org import people
 from saltops.org.schema import HEAD as ORG_HEAD
-from saltops.runnerkit import reports_failures
+from saltops.runnerkit import refuses
 
 __virtualname__ = "org"
 __func_alias__ = {"list_": "list"}
@@ -25,7 +25,7 @@ def __virtual__():
 def _store():
     return runnerkit.open_store(__opts__, newest=ORG_HEAD)[1]
 
-@reports_failures
+@refuses
 def load(path=None, text=None):
     """
     Replace the org defined by file with this YAML (``path`` on the master, or ``text``):
@@ -41,7 +41,7 @@ def load(path=None, text=None):
     text = runnerkit.file_or_text("org", path, text)
     return _call(people.load, _store(), runnerkit.actor(globals()), text, time.time())
 
-@reports_failures
+@refuses
 def sync_eauth():
     """
     Add the users of the master's ``external_auth`` and give each the roles of
@@ -64,7 +64,7 @@ def sync_eauth():
     return _call(people.sync_eauth, _store(), runnerkit.actor(globals()), __opts__.get("external_auth") or {},
                  groups_of)
 
-@reports_failures
+@refuses
 def list_():
     """
     Users (with roles), departments and delegations.
@@ -78,7 +78,7 @@ def list_():
     with _store().connect() as conn:
         return _call(people.listing, conn)
 
-@reports_failures
+@refuses
 def show(name):
     """
     One user: department, manager, roles.

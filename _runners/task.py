@@ -9,11 +9,9 @@ and returns ``{"result": False, "error": ..., "retcode": 1}``.
 
 import time
 
-from salt.exceptions import SaltInvocationError
-
 from saltops import runnerkit
 from saltops.identity import acting_user
-from saltops.runnerkit import reports_failures
+from saltops.runnerkit import Refused, refuses
 from saltops.tasks import control, definitions
 from saltops.tasks import settings as task_settings
 
@@ -49,7 +47,7 @@ def _checker():
 def _fields(given):
     unknown = sorted(k for k in given if not k.startswith("__") and k not in _FIELDS)
     if unknown:
-        raise SaltInvocationError(f"unknown argument(s) {', '.join(unknown)}; known: {', '.join(_FIELDS)}")
+        raise Refused(f"unknown argument(s) {', '.join(unknown)}; known: {', '.join(_FIELDS)}")
     return {_FIELDS[k]: v for k, v in given.items() if not k.startswith("__")}
 
 
@@ -58,7 +56,7 @@ def _shown(definition):
     return runnerkit.iso_times(definition, "next_due")
 
 
-@reports_failures
+@refuses
 def add(name, fun, **kwargs):
     """
     Define a task: ``fun`` on the master (a runner call) or, with ``targets``, on CMDB hosts.
@@ -81,7 +79,7 @@ def add(name, fun, **kwargs):
     return _shown(_call(definitions.add, store, name, fields, _user(), settings, time.time(), _checker()))
 
 
-@reports_failures
+@refuses
 def update(name, **kwargs):
     """
     Change fields of a task (same arguments as ``task.add``); the whole definition is checked again.
@@ -96,7 +94,7 @@ def update(name, **kwargs):
     return _shown(_call(definitions.update, store, name, _fields(kwargs), _user(), settings, time.time(), _checker()))
 
 
-@reports_failures
+@refuses
 def remove(name):
     """
     Delete a task's definition; its run history stays until pruned.
@@ -110,7 +108,7 @@ def remove(name):
     return _call(definitions.remove, _context()[0], name, _user())
 
 
-@reports_failures
+@refuses
 def enable(name):
     """
     Enable a task; its schedule resumes from now (times missed while disabled are not caught up).
@@ -124,7 +122,7 @@ def enable(name):
     return _shown(_call(definitions.set_enabled, _context()[0], name, True, _user(), time.time()))
 
 
-@reports_failures
+@refuses
 def disable(name):
     """
     Disable a task: nothing fires until it is enabled again (a run already going goes on).
@@ -138,7 +136,7 @@ def disable(name):
     return _shown(_call(definitions.set_enabled, _context()[0], name, False, _user(), time.time()))
 
 
-@reports_failures
+@refuses
 def list_(name=None):
     """
     Tasks with their schedule and next run (in the task's time zone).
@@ -153,7 +151,7 @@ def list_(name=None):
     return _call(control.list_tasks, _context()[0], name)
 
 
-@reports_failures
+@refuses
 def run_now(name):
     """
     Queue a run of a task now (the engine starts it within ``saltops:tasks:refresh`` seconds).
@@ -167,7 +165,7 @@ def run_now(name):
     return _call(control.run_now, _context()[0], name, _user(), time.time())
 
 
-@reports_failures
+@refuses
 def history(name=None, limit=20, run=None):
     """
     Runs, newest first: start, end, status, return code, per-host results, trimmed output, who defined and who triggered.

@@ -11,14 +11,11 @@ returns ``{"result": False, "error": ..., "retcode": 1}``.
 import logging
 import time
 
-from salt.exceptions import SaltInvocationError
-
 from saltops import runnerkit
-from saltops.bridge.bus import MasterBus
-from saltops.runnerkit import reports_failures
-from saltops.store import outbox
-from saltops.tickets import settings as ticket_settings
+from saltops.bridge.bus import announce_outbox
+from saltops.runnerkit import Refused, refuses
 from saltops.tickets import deadlines, notices, reports, templates
+from saltops.tickets import settings as ticket_settings
 from saltops.tickets.schema import HEAD as TICKETS_HEAD
 from saltops.tickets.workflow import Workflow
 
@@ -65,13 +62,7 @@ class _Call:
 
 def _announce(store):
     """Fire the committed transitions' events (``saltops/ticket/<id>/<op>``); they wait in the outbox otherwise."""
-    bus = MasterBus(__opts__)
-    try:
-        outbox.flush(store, bus, prefix="saltops/ticket/")
-    except Exception as err:  # noqa: BLE001  # pylint: disable=broad-except
-        log.warning("ticket events stay in the outbox until the next flush: %s", err)
-    finally:
-        bus.close()
+    announce_outbox(__opts__, store, "ticket events", prefix="saltops/ticket/")
 
 
 def _write(method, *args, **kwargs):
@@ -103,7 +94,7 @@ def _checker():
     return lambda fun, args, kwargs: loader("runner", fun, args, kwargs, [])
 
 
-@reports_failures
+@refuses
 def template_save(path=None, text=None):
     """
     Save a ticket template (YAML, from ``path`` on the master or ``text``) as its next version.
@@ -122,7 +113,7 @@ def template_save(path=None, text=None):
     return _call(templates.save, store, _actor(), text, time.time(), _checker())
 
 
-@reports_failures
+@refuses
 def templates_(name=None, version=None):
     """
     The templates (newest versions), or one template's YAML as it was saved.
@@ -143,7 +134,7 @@ def templates_(name=None, version=None):
 
 
 
-@reports_failures
+@refuses
 def create(template, title=None, **form):
     """
     Apply for something: a ticket from the newest version of ``template``; the form's fields as arguments.
@@ -157,7 +148,7 @@ def create(template, title=None, **form):
     return _write("create", template, _form(form), title)
 
 
-@reports_failures
+@refuses
 def show(ticket_id):
     """
     One ticket: its form, approvers' sub-tickets, actions (result and output) and every transition.
@@ -171,7 +162,7 @@ def show(ticket_id):
     return _call(_Call(execute=False).flow.show, _actor(), ticket_id)
 
 
-@reports_failures
+@refuses
 def list_(scope="mine", state=None, template=None, limit=100):
     """
     Tickets, newest first: ``scope=mine`` (yours), ``to_approve`` (waiting for you), ``all`` (role ops).
@@ -187,7 +178,7 @@ def list_(scope="mine", state=None, template=None, limit=100):
     return _call(_Call(execute=False).flow.list, _actor(), scope, state, template, limit)
 
 
-@reports_failures
+@refuses
 def approve(ticket_id, comment=None):
     """
     Approve the current step of a ticket (as one of its approvers or their delegate).
@@ -202,7 +193,7 @@ def approve(ticket_id, comment=None):
     return _write("approve", ticket_id, comment)
 
 
-@reports_failures
+@refuses
 def reject(ticket_id, comment=None):
     """
     Reject a ticket at its current step; it ends ``rejected``.
@@ -216,7 +207,7 @@ def reject(ticket_id, comment=None):
     return _write("reject", ticket_id, comment)
 
 
-@reports_failures
+@refuses
 def return_(ticket_id, comment):
     """
     Send a ticket back to its applicant with a comment; they may resubmit or cancel it.
@@ -230,7 +221,7 @@ def return_(ticket_id, comment):
     return _write("return_", ticket_id, comment)
 
 
-@reports_failures
+@refuses
 def resubmit(ticket_id, comment=None, **form):
     """
     Send a returned ticket again (the applicant), with changed form fields as arguments.
@@ -244,7 +235,7 @@ def resubmit(ticket_id, comment=None, **form):
     return _write("resubmit", ticket_id, _form(form), comment)
 
 
-@reports_failures
+@refuses
 def cancel(ticket_id, comment=None):
     """
     Withdraw your ticket while it is in approval or returned.
@@ -258,7 +249,7 @@ def cancel(ticket_id, comment=None):
     return _write("cancel", ticket_id, comment)
 
 
-@reports_failures
+@refuses
 def comment(ticket_id, text):
     """
     Add a comment to a ticket you applied for, approve, stand in for, or operate.
@@ -272,7 +263,7 @@ def comment(ticket_id, text):
     return _write("comment", ticket_id, text)
 
 
-@reports_failures
+@refuses
 def delegate(to, until, since=None):
     """
     Let ``to`` approve for you until ``until`` (ISO 8601, e.g. 2026-12-24T18:00:00Z).
@@ -284,11 +275,11 @@ def delegate(to, until, since=None):
         salt-run ticket.delegate bob until=2026-12-24T18:00:00Z
     """
     if not isinstance(until, str) and not isinstance(until, (int, float)):
-        raise SaltInvocationError("until is a time, e.g. until=2026-12-24T18:00:00Z")
+        raise Refused("until is a time, e.g. until=2026-12-24T18:00:00Z")
     return _write("delegate", str(to), until, since)
 
 
-@reports_failures
+@refuses
 def confirm(ticket_id, comment=None):
     """
     Close a confirmation step (``type: confirm``) of a ticket as one of its people.
@@ -302,7 +293,7 @@ def confirm(ticket_id, comment=None):
     return _write("confirm", ticket_id, comment)
 
 
-@reports_failures
+@refuses
 def retry(ticket_id):
     """
     Run a ticket's failed action again (role ops): a new attempt, run once.
@@ -316,7 +307,7 @@ def retry(ticket_id):
     return _write("retry", ticket_id)
 
 
-@reports_failures
+@refuses
 def rate(ticket_id, score, comment=None):
     """
     Rate your completed ticket from 1 to 5, once.
@@ -330,7 +321,7 @@ def rate(ticket_id, score, comment=None):
     return _write("rate", ticket_id, score, comment)
 
 
-@reports_failures
+@refuses
 def report(since=None, format="json"):  # pylint: disable=redefined-builtin
     """
     Per template: ticket counts by state, time to approve, satisfaction (role ops).
@@ -345,11 +336,11 @@ def report(since=None, format="json"):  # pylint: disable=redefined-builtin
         salt-run ticket.report format=csv since=1767225600 --out=txt
     """
     if format not in reports.FORMATS:
-        raise SaltInvocationError(f"format must be one of {', '.join(reports.FORMATS)}, got {format!r}")
+        raise Refused(f"format must be one of {', '.join(reports.FORMATS)}, got {format!r}")
     return reports.render(_call(_Call(execute=False).flow.report, _actor(), since), format)
 
 
-@reports_failures
+@refuses
 def check_deadlines():
     """
     Tell the current steps' approvers who were not told, remind those past ``remind_after``
@@ -368,7 +359,7 @@ def check_deadlines():
     return done
 
 
-@reports_failures
+@refuses
 def schedule(deadlines_every="1m", report_cron="0 8 * * 1", report_format="table"):
     """
     Define the scheduled tasks of tickets (role ops): ``tickets-deadlines`` runs

@@ -34,38 +34,6 @@ def refusal(context, error):
     return {"result": False, "error": str(error), "retcode": 1}
 
 
-def reports_failures(func):
-    """Turn bad arguments and Salt's invocation and execution errors of ``func`` into a refusal.
-
-    The wrapper shares ``func``'s module globals: Salt injects ``__user__``,
-    ``__jid_event__``... into ``<loaded function>.__globals__`` of one function
-    per module, so a wrapper living in this module's namespace would catch
-    those names instead of the runner module.
-    """
-    errors = (SaltInvocationError, CommandExecutionError)
-    make_refusal, plain_refusal = refusal_with_problems, refusal
-    check = argument_problems
-    signature = inspect.signature(func)
-    name = _public_name(func)
-
-    def wrapper(*args, **kwargs):
-        context = func.__globals__.get("__context__")
-        if context is not None:
-            # __context__ outlives the call: an earlier refusal must not fail this one.
-            context["retcode"] = 0
-        # Arguments that do not fit the function are a refusal too, instead of
-        # Salt's "Passed invalid arguments" with exit code 0.
-        kwargs, message, problems = check(name, signature, args, kwargs)
-        if message:
-            return make_refusal(context, message, problems)
-        try:
-            return func(*args, **kwargs)
-        except errors as err:
-            return plain_refusal(context, err)
-
-    return _as_runner(func, wrapper, signature)
-
-
 def argument_problems(name, signature, args, kwargs):
     """``(kwargs, error, problems)`` for a call of ``signature``; ``error`` is ``None`` when the call fits.
 
@@ -281,11 +249,11 @@ def call(func, *args, **kwargs):
         raise CommandExecutionError(str(err)) from None
 
 
-# --------------------------------------------------------------------------- refusals with problems
+# --------------------------------------------------------------------------- refusals
 #
-# Runners whose callers need every problem at once (a deploy request) refuse
-# with ``problems`` too, and check unknown keyword arguments themselves: Salt
-# reports those as "Passed invalid arguments" with exit status 0.
+# Every refusal lists its ``problems`` (a deploy request's caller needs them
+# all at once), and unknown keyword arguments are checked here: Salt reports
+# those as "Passed invalid arguments" with exit status 0.
 
 
 class Refused(Exception):
@@ -306,9 +274,12 @@ def refusal_with_problems(context, message, problems=None):
 def refuses(func):
     """Return a refusal (exit status 1) instead of raising, for bad input, bad arguments and SaltOps errors.
 
-    Like :func:`reports_failures`, the wrapper runs in ``func``'s module
-    globals, where Salt injects ``__context__``; every name it needs is bound
-    here, in its closure.
+    Arguments that do not fit the function are a refusal too, instead of Salt's
+    "Passed invalid arguments" with exit code 0.  The wrapper shares ``func``'s
+    module globals: Salt injects ``__user__``, ``__jid_event__``,
+    ``__context__``... into ``<loaded function>.__globals__`` of one function
+    per module, so a wrapper living in this module's namespace would not see
+    them; every name it needs is bound here, in its closure.
     """
     signature = inspect.signature(func)
     name = _public_name(func)
@@ -320,6 +291,7 @@ def refuses(func):
     def wrapper(*args, **kwargs):
         context = func.__globals__.get("__context__")
         if context is not None:
+            # __context__ outlives the call: an earlier refusal must not fail this one.
             context["retcode"] = 0
         kwargs, message, problems = check(name, signature, args, kwargs)
         if message:
@@ -387,6 +359,25 @@ def record_id(what, value):
         return int(value)
     except (TypeError, ValueError):
         raise Refused(f"a {what} id is a number, got {value!r}") from None
+
+
+def whole_number(name, value, default=None):
+    """An optional whole-number argument (``version``, ``limit``...): ``default`` when not given."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Refused(f"{name} must be a whole number, got {value!r}")
+    return value
+
+
+def names(what, value):
+    """``a,b`` or a list of non-empty names as a list; ``None`` when not given."""
+    if value is None or value == "":
+        return None
+    listed = value.split(",") if isinstance(value, str) else value
+    if not isinstance(listed, list) or not all(isinstance(n, str) and n.strip() for n in listed):
+        raise Refused(f"{what} must be a comma-separated list of names, got {value!r}")
+    return [n.strip() for n in listed]
 
 
 def bounded_int(name, value, low, high):

@@ -24,6 +24,8 @@ import asyncio
 import logging
 import threading
 
+from saltops.store import outbox
+
 log = logging.getLogger(__name__)
 
 
@@ -154,3 +156,22 @@ class MasterBus:
                 self._event.destroy()
             finally:
                 self._event = None
+
+
+def announce_outbox(opts, store, what, prefix=None):
+    """Fire the committed events waiting in ``store``'s outbox (those under ``prefix``) on the master bus.
+
+    For runners: their writes are committed already, so a bus that does not take
+    the events is a warning, not a failure; the events stay in the outbox for
+    the next flush (any runner's, or the engines').  Returns how many are still
+    waiting, or ``None`` when the bus could not be reached.
+    """
+    bus = MasterBus(opts)
+    try:
+        outbox.flush(store, bus, prefix=prefix)
+        return outbox.pending_count(store)
+    except Exception as err:  # noqa: BLE001  # pylint: disable=broad-except
+        log.warning("%s stay in the outbox until the next flush: %s", what, err)
+        return None
+    finally:
+        bus.close()

@@ -33,7 +33,8 @@ import time
 import pytest
 
 from saltops.lab import demo
-from saltops.tasks import definitions, runs, settings as task_settings
+from saltops.tasks import definitions, runs
+from saltops.tasks import settings as task_settings
 
 N_TASKS = int(os.environ.get("BENCH_TASKS", "1000"))
 N_DUE = int(os.environ.get("BENCH_DUE", "100"))

@@ -77,7 +77,7 @@ def _rows(engine):
 
 def _required(client, fun):
     signature = getattr(client.functions[fun], "argument_signature", None)
-    assert signature is not None, f"{fun} is not wrapped by runnerkit.reports_failures or runnerkit.refuses"
+    assert signature is not None, f"{fun} is not wrapped by runnerkit.refuses"
     return [
         p.name for p in signature.parameters.values()
         if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)

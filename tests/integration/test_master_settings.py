@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import saltenv
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -19,7 +21,7 @@ def lost_db_url_master(saltops_master_factory, salt_factories):
     dropin.parent.mkdir(parents=True, exist_ok=True)
     dropin.write_text(yaml.safe_dump({"saltops": {"alarms": {"tick": 0.5}}}))
     configured = Path(factory.config["saltops"]["db_url"].removeprefix("sqlite:///"))
-    minion = factory.salt_minion_daemon("settings-web01", overrides={"acceptance_wait_time": 2})
+    minion = factory.salt_minion_daemon("settings-web01", overrides=saltenv.minion_overrides())
     with factory.started(start_timeout=120), minion.started(start_timeout=120):
         factory.minion = minion
         yield factory, configured

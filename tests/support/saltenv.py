@@ -36,7 +36,14 @@ def master_overrides(db_url, users_file, api_port=None, extra=None):
 
 
 def minion_overrides(extra=None):
-    return _merge({"acceptance_wait_time": 2, "grains": {"saltops_lab": True}}, extra or {})
+    """A test minion's settings, as the lab's minions have them.
+
+    ``loop_interval: 1`` is Salt's default, which pytest-salt-factories lowers to
+    0.05 s.  Salt's beacons run once a second but count each run as
+    ``loop_interval`` seconds (``salt/beacons/__init__.py``, ``_process_interval``),
+    so under 0.05 a beacon with ``interval: 2`` fires every 40 s.
+    """
+    return _merge({"acceptance_wait_time": 2, "loop_interval": 1, "grains": {"saltops_lab": True}}, extra or {})
 
 
 def new_minion(master, minion_id, overrides=None):
@@ -47,18 +54,27 @@ def new_minion(master, minion_id, overrides=None):
     a key the master accepted earlier for that id would make it refuse the new
     one ("the public keys did not match") until the start times out.
     """
+    forget_key(master, minion_id)
+    return master.salt_minion_daemon(minion_id, overrides=overrides or minion_overrides())
+
+
+def forget_key(master, minion_id):
+    """Drop every key ``master`` holds for ``minion_id`` (accepted, pending, rejected, denied)."""
     pki = master.config["pki_dir"]
     for folder in ("minions", "minions_pre", "minions_rejected", "minions_denied"):
         try:
             os.unlink(os.path.join(pki, folder, minion_id))
         except FileNotFoundError:
             pass
-    return master.salt_minion_daemon(minion_id, overrides=overrides or minion_overrides())
 
 
 @contextlib.contextmanager
 def started_minions(master, names, overrides=None):
-    """``{name: minion factory}``, each new to the master and started in turn, all stopped at the end."""
+    """``{name: minion factory}``, each new to the master and started in turn, all stopped at the end.
+
+    Their keys go with them: on a master shared by later modules, an accepted
+    key of a stopped minion makes every ``'*'`` call wait for it to time out.
+    """
     started = {}
     try:
         for name in names:
@@ -67,8 +83,9 @@ def started_minions(master, names, overrides=None):
             started[name] = factory
         yield started
     finally:
-        for factory in reversed(list(started.values())):
+        for name, factory in reversed(list(started.items())):
             factory.terminate()
+            forget_key(master, name)
 
 
 def write_users(path):

@@ -78,6 +78,10 @@ def test_salts_private_arguments_are_dropped():
         (lambda: runnerkit.record_id("deploy", True), "a deploy id is a number"),
         (lambda: runnerkit.bounded_int("limit", 0, 1, 10), "limit must be between 1 and 10, got 0"),
         (lambda: runnerkit.bounded_int("limit", "many", 1, 10), "limit must be a number"),
+        (lambda: runnerkit.whole_number("version", "3"), "version must be a whole number, got '3'"),
+        (lambda: runnerkit.whole_number("version", True), "version must be a whole number"),
+        (lambda: runnerkit.names("hosts", "web01,,web02"), "hosts must be a comma-separated list of names"),
+        (lambda: runnerkit.names("hosts", {"web01": 1}), "hosts must be a comma-separated list of names"),
     ],
 )
 def test_argument_helpers_refuse_with_a_reason(call, message):
@@ -92,6 +96,9 @@ def test_argument_helpers_pass_good_values():
     assert runnerkit.flag("instant", "False") is False and runnerkit.flag("instant", True) is True
     assert runnerkit.record_id("deploy", "42") == 42
     assert runnerkit.bounded_int("limit", "5", 1, 10) == 5
+    assert runnerkit.whole_number("version", None, 20) == 20 and runnerkit.whole_number("version", 3) == 3
+    assert runnerkit.names("hosts", " web01, web02") == ["web01", "web02"]
+    assert runnerkit.names("hosts", ["web01"]) == ["web01"] and runnerkit.names("hosts", "") is None
 
 
 def test_epoch_times_are_shown_as_iso_8601_with_the_zone():

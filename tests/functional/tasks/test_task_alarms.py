@@ -9,7 +9,8 @@ import yaml
 from saltops.alarms import query, silence
 from saltops.alarms.service import AlarmService
 from saltops.bridge.taskjobs import job_starter
-from saltops.tasks import alarm, control, settings as task_settings
+from saltops.tasks import alarm, control
+from saltops.tasks import settings as task_settings
 from saltops.tasks.driver import Scheduler
 from tests.support.alarm_receivers import Receivers, channel_config, free_port
 

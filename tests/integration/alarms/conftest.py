@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from saltops.lab import demo
+from tests.support import saltenv
 from tests.support.alarm_receivers import Receivers, SmtpReceiver, channel_config, free_port
 
 MINION = "alarm-web01.lab.saltops"
@@ -86,7 +87,7 @@ def alarm_master(factory, salt_factories, root, master_id, minion_id, rules, bea
     master = factory(master_id, db_url=db_url, extra=extra)
     for name, text in (states or {}).items():
         (master.state_tree.base.write_path / name).write_text(text)
-    minion = master.salt_minion_daemon(minion_id, overrides={"acceptance_wait_time": 2})
+    minion = master.salt_minion_daemon(minion_id, overrides=saltenv.minion_overrides())
     with master.started(start_timeout=120), minion.started(start_timeout=120):
         yield {"master": master, "minion": minion, "store": store, "port": port, "rules_file": rules_file,
                "db_url": db_url}

@@ -7,7 +7,6 @@ supervisord whose program is stopped and started.
 
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading

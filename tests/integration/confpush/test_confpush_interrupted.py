@@ -27,8 +27,8 @@ from saltops.lab.seed import seed
 from saltops.store import get_store
 from saltops.store.schema import audit_log
 from tests.integration.confpush.conftest import cp_record, runner_data, start_push
-from tests.support.saltenv import started_minions
 from tests.support.haproxy import wait_for
+from tests.support.saltenv import started_minions
 
 pytestmark = [pytest.mark.integration]
 

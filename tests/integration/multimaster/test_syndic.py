@@ -31,8 +31,13 @@ from saltops.cmdb.model import Rules
 from saltops.deploy.schema import hosts as deploy_hosts
 from saltops.store import get_store
 from tests.functional.deploy import deploy_appkit as kit
-from tests.integration.multimaster.conftest import (alarm_settings, beacon_stack, settle, stack_pillar,
-                                                    wait_for)
+from tests.integration.multimaster.conftest import (
+    alarm_settings,
+    beacon_stack,
+    settle,
+    stack_pillar,
+    wait_for,
+)
 from tests.support import saltenv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.mysql]

@@ -25,7 +25,15 @@ from saltops.cmdb.schema import refreshes
 from saltops.confpush.schema import locks as confpush_locks
 from saltops.confpush.schema import pushes as confpush_pushes
 from tests.functional.deploy import deploy_appkit as kit
-from tests.integration.multimaster.conftest import APP, ENV, MINIONS, settle, two_masters, wait_for, write_beacons
+from tests.integration.multimaster.conftest import (
+    APP,
+    ENV,
+    MINIONS,
+    settle,
+    two_masters,
+    wait_for,
+    write_beacons,
+)
 from tests.support.cli_output import last_document
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.mysql]

@@ -9,6 +9,7 @@ import pytest
 
 from saltops.lab import demo
 from saltops.tasks import control, definitions
+from tests.support import saltenv
 
 MINION = "tasks-web01.lab.saltops"
 TASKS = {"refresh": 0.5, "heartbeat": 0.5, "stale_after": 6, "misfire_grace": 30, "min_timeout": 1,
@@ -29,7 +30,7 @@ def env(saltops_master_factory, make_mysql_database):
     first = saltops_master_factory("tasks-m1", db_url=db_url, extra=extra)
     # The second master has no minion: it joins only the test of claims across masters.
     second = saltops_master_factory("tasks-m2", db_url=db_url, extra=extra)
-    minion = first.salt_minion_daemon(MINION, overrides={"acceptance_wait_time": 2})
+    minion = first.salt_minion_daemon(MINION, overrides=saltenv.minion_overrides())
     with first.started(start_timeout=120), minion.started(start_timeout=120):
         yield {"masters": {"tasks-m1": first, "tasks-m2": second}, "second": second, "store": store,
                "run": first.salt_run_cli(timeout=120)}
